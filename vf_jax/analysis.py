@@ -1,0 +1,67 @@
+"""The released two-stage analysis model (``vf.ckpt``).
+
+A BiGRU denoiser predicts a sigmoid mask on the degraded linear mel; a 2-channel
+ResUNet on ``[log10 M, log10 (mask * M)]`` predicts a log10 residual added to the
+denoised log-mel (facts: "The released checkpoint", "Released denoiser").
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vf_jax import mel as mel_lib
+from vf_jax.layers import BNGRU, ScalarBatchNorm, mask_frames
+from vf_jax.resunet import ResUNet
+
+
+class Denoiser(nn.Module):
+    """``(B, T, mels)`` linear mel -> mask in (0, 1) of the same shape.
+
+    The Sequential indices of the original (``denoiser.0`` ... ``denoiser.15``)
+    name the submodules, so the checkpoint maps one to one.
+    """
+    n_mels: int = 128
+    dropout: float = 0.5
+
+    @nn.compact
+    def __call__(self, x, train_bn: bool = False, deterministic: bool = True,
+                 valid=None):
+        n = self.n_mels
+        x = ScalarBatchNorm(name="l0")(x, train_bn)
+        x = nn.relu(nn.Dense(2 * n, name="l1")(x))
+        x = ScalarBatchNorm(name="l3")(x, train_bn)
+        x = nn.Dense(4 * n, name="l4")(x)
+        x = nn.relu(nn.Dropout(self.dropout)(x, deterministic=deterministic))
+        x = BNGRU(2 * n, name="l7")(x, train_bn, valid)
+        x = BNGRU(2 * n, name="l8")(x, train_bn, valid)
+        x = nn.relu(ScalarBatchNorm(name="l9")(x, train_bn))
+        x = nn.Dense(4 * n, name="l11")(x)
+        x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
+        x = nn.relu(ScalarBatchNorm(name="l13")(x, train_bn))
+        return jax.nn.sigmoid(nn.Dense(n, name="l15")(x))
+
+
+class ReleasedAnalysis(nn.Module):
+    """Degraded linear mel ``(B, T, mels)`` -> restored log10 mel ``(B, T, mels)``.
+
+    ``train_bn``: BatchNorm on batch statistics (the original's mode 2);
+    ``deterministic=False`` turns dropout on (needs a ``dropout`` rng).
+    ``valid``: true frame counts ``(B,)`` when ``T`` is a padded bucket (a
+    multiple of 64); eval mode only.
+    """
+    n_mels: int = 128
+
+    @nn.compact
+    def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
+                 valid=None):
+        mask = Denoiser(self.n_mels, name="denoiser")(mel, train_bn, deterministic,
+                                                      valid)
+        clean = mask * mel
+        log_clean = mel_lib.to_log(clean)
+        unet_in = jnp.stack([mel_lib.to_log(mel), log_clean], axis=-1)
+        # The original's UNet sees zeros past the true end.
+        unet_in = mask_frames(unet_in, valid)
+        residual = ResUNet(name="unet")(unet_in, train_bn, valid)
+        return residual + log_clean

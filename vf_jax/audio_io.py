@@ -1,0 +1,81 @@
+"""Reading, resampling and writing audio, with one-line errors for bad input.
+
+Reads whatever libsndfile reads (wav, flac, ogg, mp3, ...). Writes go to a
+temporary file beside the target and are renamed into place, so a failure never
+leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+from vf_jax.errors import UserError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif",
+                    ".au", ".caf", ".w64", ".rf64", ".opus")
+
+
+def read_audio(path: str) -> tuple[np.ndarray, int]:
+    """``(samples, channels)`` float32 in [-1, 1] and the sample rate."""
+    if not os.path.exists(path):
+        raise UserError(f"input not found: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"input is a folder, expected a file: {path}")
+    try:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot read {path} as audio: {reason}") from None
+    if data.shape[0] == 0:
+        raise UserError(f"{path} has no samples")
+    if not np.all(np.isfinite(data)):
+        raise UserError(f"{path} contains NaN or infinite samples")
+    return data, int(sr)
+
+
+def resample(data: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """High-quality (soxr VHQ) resampling of ``(samples, channels)``."""
+    if sr_in == sr_out:
+        return data
+    import soxr
+    out = soxr.resample(data, sr_in, sr_out, quality="VHQ")
+    return np.asarray(out, np.float32).reshape(-1, data.shape[1])
+
+
+def write_audio(path: str, data: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:
+    """Write ``(samples,)`` or ``(samples, channels)`` atomically."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    ext = os.path.splitext(path)[1] or ".wav"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".vf_jax-", suffix=ext, dir=folder)
+        os.close(fd)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        fmt = None if ext.lower() in (".wav", ".flac", ".ogg", ".mp3") else "WAV"
+        sf.write(tmp, data, sr, subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if not isinstance(e, Exception):
+            raise
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot write {path}: {reason}") from None
+
+
+def find_audio_files(folder: str) -> list[str]:
+    """Audio files under ``folder`` (by extension), relative paths, sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith("."):
+                found.append(os.path.relpath(os.path.join(root, name), folder))
+    return found

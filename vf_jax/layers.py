@@ -1,0 +1,242 @@
+"""Building blocks shared by every network: BatchNorm variants, the ResUNet
+blocks, a bidirectional multi-layer GRU with PyTorch's gate semantics, and
+length masking.
+
+Layout is channels-last throughout: spectrogram images are
+``(batch, frames, bins, channels)``, sequences ``(batch, frames, features)``.
+
+Length masking: inputs may be zero-padded along time to a static bucket. Every
+block that mixes neighbouring frames takes ``valid`` (``(batch,)`` int, or
+``None`` for "all frames") and zeroes the frames at and past it right before
+mixing them, which is exactly what zero padding at the true end does; frames
+past ``valid`` in the output are to be ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+
+def mask_frames(x, valid):
+    """Zero frames ``t >= valid`` of ``x`` ``(batch, frames, ...)``; ``valid`` may be None."""
+    if valid is None:
+        return x
+    t = jnp.arange(x.shape[1])
+    keep = t[None, :] < jnp.reshape(valid, (-1, 1))
+    return x * keep.reshape(keep.shape + (1,) * (x.ndim - 2)).astype(x.dtype)
+
+
+def torch_momentum(momentum: float) -> float:
+    """PyTorch's BatchNorm momentum (weight of the new batch) as Flax's."""
+    return 1.0 - momentum
+
+
+def batch_norm(train_bn: bool, momentum: float = 0.1, name: str | None = None):
+    """BatchNorm over the last axis with PyTorch's defaults (eps 1e-5).
+
+    ``train_bn``: normalise with batch statistics (and update the running ones
+    when the ``batch_stats`` collection is mutable) instead of the stored ones.
+    Two-pass variance, as PyTorch.
+    """
+    return nn.BatchNorm(use_running_average=not train_bn,
+                        momentum=torch_momentum(momentum), epsilon=1e-5,
+                        use_fast_variance=False, name=name)
+
+
+class ScalarBatchNorm(nn.Module):
+    """``BatchNorm2d(1)`` on a ``(B, 1, T, F)`` tensor: one mean and variance over
+    every element. Input ``(batch, frames, features)``."""
+    momentum: float = 0.1
+
+    @nn.compact
+    def __call__(self, x, train_bn: bool):
+        y = batch_norm(train_bn, self.momentum, name="bn")(x[..., None])
+        return y[..., 0]
+
+
+class Conv2d(nn.Module):
+    """2-D convolution with symmetric zero padding; kernel ``(kh, kw, in, out)``."""
+    features: int
+    kernel: int = 3
+    use_bias: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        p = self.kernel // 2
+        return nn.Conv(self.features, (self.kernel, self.kernel),
+                       padding=((p, p), (p, p)), use_bias=self.use_bias,
+                       kernel_init=nn.initializers.xavier_uniform(),
+                       name="conv")(x)
+
+
+def conv_transpose(x, kernel, stride: Sequence[int], padding: Sequence[int],
+                   output_padding: Sequence[int] | None = None):
+    """PyTorch's ``ConvTranspose{1,2}d`` on channels-last input.
+
+    ``kernel`` is ``(*spatial, in, out)``, in PyTorch's element order (its
+    ``(in, out, *spatial)`` weight transposed, not flipped). Output size per axis:
+    ``(L - 1) * stride - 2 * padding + k + output_padding``.
+    """
+    nd = len(stride)
+    output_padding = output_padding or (0,) * nd
+    k = kernel.shape[:nd]
+    flipped = jnp.flip(kernel, axis=tuple(range(nd)))
+    pads = [(k[i] - 1 - padding[i], k[i] - 1 - padding[i] + output_padding[i])
+            for i in range(nd)]
+    spatial = "HW"[:nd] if nd == 2 else "H"
+    dn = lax.conv_dimension_numbers(x.shape, flipped.shape,
+                                    (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
+    return lax.conv_general_dilated(x, flipped, window_strides=(1,) * nd,
+                                    padding=pads, lhs_dilation=tuple(stride),
+                                    dimension_numbers=dn)
+
+
+class ConvBlockRes(nn.Module):
+    """BN -> LeakyReLU(0.01) -> conv3x3 -> BN -> LeakyReLU(0.01) -> conv3x3, plus a
+    shortcut (1x1 conv with bias when the channel count changes).
+
+    ``(B, T, F, in) -> (B, T, F, features)``.
+    """
+    features: int
+    momentum: float = 0.01   # the released model's ConvBlockRes (PyTorch convention)
+
+    @nn.compact
+    def __call__(self, x, train_bn: bool, valid=None):
+        h = nn.leaky_relu(batch_norm(train_bn, self.momentum, "bn1")(x), 0.01)
+        h = Conv2d(self.features, name="conv1")(mask_frames(h, valid))
+        h = nn.leaky_relu(batch_norm(train_bn, self.momentum, "bn2")(h), 0.01)
+        h = Conv2d(self.features, name="conv2")(mask_frames(h, valid))
+        if x.shape[-1] != self.features:
+            x = Conv2d(self.features, kernel=1, use_bias=True, name="shortcut")(x)
+        return x + h
+
+
+class EncoderBlockRes(nn.Module):
+    """Four ConvBlockRes, then 2x2 average pooling (floor).
+
+    Returns ``(pooled, skip)``: ``(B, T/2, F//2, C)`` and ``(B, T, F, C)``.
+    """
+    features: int
+    momentum: float = 0.01
+
+    @nn.compact
+    def __call__(self, x, train_bn: bool, valid=None):
+        for i in range(4):
+            x = ConvBlockRes(self.features, self.momentum, name=f"block{i + 1}")(
+                x, train_bn, valid)
+        pooled = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+        return pooled, x
+
+
+class DecoderBlockRes(nn.Module):
+    """BN -> ReLU -> 3x3 transposed conv, stride 2, no padding (``2L+1``) -> drop
+    the last frame -> concatenate the skip -> four ConvBlockRes.
+
+    ``(B, T, F, in), (B, 2T, 2F+1, out) -> (B, 2T, 2F+1, out)``. ``valid`` is the
+    input's valid frame count.
+    """
+    features: int
+    momentum: float = 0.01       # ConvBlockRes
+    bn_momentum: float = 0.1     # the block's own BatchNorm (PyTorch default)
+
+    @nn.compact
+    def __call__(self, x, skip, train_bn: bool, valid=None):
+        h = nn.relu(batch_norm(train_bn, self.bn_momentum, "bn1")(x))
+        kernel = self.param("up_kernel", nn.initializers.xavier_uniform(),
+                            (3, 3, x.shape[-1], self.features))
+        h = conv_transpose(mask_frames(h, valid), kernel.astype(h.dtype),
+                           (2, 2), (0, 0))
+        h = jnp.concatenate([h[:, :-1], skip], axis=-1)
+        valid = None if valid is None else 2 * valid
+        for i in range(4):
+            h = ConvBlockRes(self.features, self.momentum, name=f"block{i + 1}")(
+                h, train_bn, valid)
+        return h
+
+
+class GRULayer(nn.Module):
+    """One direction of one layer of ``torch.nn.GRU``.
+
+    Gates in PyTorch's order (r, z, n) with ``b_hn`` inside the reset product:
+    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) n + z h``.
+    ``(B, T, in) -> (B, T, hidden)``. Reverse layers restart from zero at the
+    last valid frame, so padding past ``valid`` does not change their output.
+    """
+    hidden: int
+    reverse: bool = False
+
+    @nn.compact
+    def __call__(self, x, valid=None):
+        h3 = 3 * self.hidden
+        kernel_ih = self.param("kernel_ih", nn.initializers.xavier_uniform(),
+                               (x.shape[-1], h3))
+        kernel_hh = self.param("kernel_hh", _stacked_orthogonal(3), (self.hidden, h3))
+        bias_ih = self.param("bias_ih", nn.initializers.zeros, (h3,))
+        bias_hh = self.param("bias_hh", nn.initializers.zeros, (h3,))
+        # The input projection of every frame at once; only h @ W_hh is sequential.
+        xproj = x @ kernel_ih.astype(x.dtype) + bias_ih.astype(x.dtype)
+        batch, frames = x.shape[0], x.shape[1]
+        if valid is None:
+            keep = jnp.ones((frames, batch, 1), x.dtype)
+        else:
+            keep = (jnp.arange(frames)[:, None] < jnp.reshape(valid, (1, -1)))
+            keep = keep[..., None].astype(x.dtype)
+        w_hh = kernel_hh.astype(x.dtype)
+        b_hh = bias_hh.astype(x.dtype)
+        hsz = self.hidden
+
+        def step(h, inputs):
+            xp, k = inputs
+            gh = h @ w_hh + b_hh
+            r = jax.nn.sigmoid(xp[:, :hsz] + gh[:, :hsz])
+            z = jax.nn.sigmoid(xp[:, hsz:2 * hsz] + gh[:, hsz:2 * hsz])
+            n = jnp.tanh(xp[:, 2 * hsz:] + r * gh[:, 2 * hsz:])
+            h = ((1.0 - z) * n + z * h) * k
+            return h, h
+
+        h0 = jnp.zeros((batch, hsz), x.dtype)
+        _, out = lax.scan(step, h0, (jnp.swapaxes(xproj, 0, 1), keep),
+                          reverse=self.reverse)
+        return jnp.swapaxes(out, 0, 1)
+
+
+def _stacked_orthogonal(n_gates: int):
+    """Orthogonal init per gate block (as the original's BN_GRU)."""
+    ortho = nn.initializers.orthogonal()
+
+    def init(key, shape, dtype=jnp.float32):
+        keys = jax.random.split(key, n_gates)
+        h = shape[1] // n_gates
+        return jnp.concatenate([ortho(k, (shape[0], h), dtype) for k in keys], axis=1)
+    return init
+
+
+class BiGRU(nn.Module):
+    """Bidirectional multi-layer GRU (``torch.nn.GRU(bidirectional=True,
+    batch_first=True)``). ``(B, T, in) -> (B, T, 2 * hidden)``."""
+    hidden: int
+    layers: int = 2
+
+    @nn.compact
+    def __call__(self, x, valid=None):
+        for layer in range(self.layers):
+            fwd = GRULayer(self.hidden, name=f"l{layer}")(x, valid)
+            bwd = GRULayer(self.hidden, reverse=True, name=f"l{layer}_reverse")(x, valid)
+            x = jnp.concatenate([fwd, bwd], axis=-1)
+        return x
+
+
+class BNGRU(nn.Module):
+    """The original's ``BN_GRU``: scalar BatchNorm, then a bidirectional GRU."""
+    hidden: int
+    layers: int = 2
+
+    @nn.compact
+    def __call__(self, x, train_bn: bool, valid=None):
+        x = ScalarBatchNorm(name="bn")(x, train_bn)
+        return BiGRU(self.hidden, self.layers, name="gru")(x, valid)

@@ -1,0 +1,271 @@
+"""Restoration: degraded audio in, 44.1 kHz speech out.
+
+Per window of at most 30 s (the original processes 30 s segments whole):
+mel front end -> analysis network (restored log10 mel) -> vocoder -> centre
+alignment as the original (``_trim_center``) -> peak normalisation only when the
+peak exceeds 1.
+
+Longer inputs are cut into equal overlapping windows, hop a multiple of 441
+samples, and cross-faded with complementary raised-cosine ramps (the original
+concatenates 30 s pieces and clicks at the joins).
+
+Compilation: windows are zero-padded to a small ladder of frame buckets and the
+networks mask everything past the true end (see ``vf_jax.layers``), so results
+equal the unpadded computation and a folder of files of any lengths compiles at
+most ``len(FRAME_BUCKETS)`` shapes. Mode 2 (batch statistics) depends on the
+exact shape and runs the analysis unpadded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vf_jax import audio_io
+from vf_jax import mel as mel_lib
+from vf_jax import stft as stft_lib
+from vf_jax import weights as weights_lib
+from vf_jax.analysis import ReleasedAnalysis
+from vf_jax.errors import UserError
+from vf_jax.resunet import padded_frames
+from vf_jax.vocoder import TFGANGenerator, normalise_mel, tail_frames
+
+SAMPLE_RATE = 44100
+FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
+HOP = FRONT_END.hop
+MAX_WINDOW_SECONDS = 30.0
+# Static frame counts the networks are compiled for (multiples of 64; the last
+# holds a 30 s window with the vocoder's tail).
+FRAME_BUCKETS = (128, 256, 384, 512, 768, 1024, 1280, 1536, 2048, 2560, 3008)
+MODES = (0, 1, 2)
+
+
+def frame_bucket(frames: int) -> int:
+    """Smallest bucket holding ``frames`` plus the UNet's and vocoder's padding."""
+    need = max(padded_frames(frames), frames + 5)
+    for b in FRAME_BUCKETS:
+        if b >= need:
+            return b
+    return padded_frames(need)
+
+
+# ------------------------------------------------------------ mode 1 ---
+
+@functools.partial(jax.jit, static_argnames=("ratio",))
+def remove_high_frequency(wav, ratio: float = 0.95):
+    """The original's mode-1 preprocessing, ``(B, L)`` -> ``(B, L)``.
+
+    STFT 2048/512 (librosa's defaults, zero padding), per-bin energy
+    ``sum_t max(log10(|S| + 1e-8), 0)``, zero every bin from the first one at
+    which the cumulative energy reaches ``ratio`` of the total, inverse STFT.
+    (The original's inverse drops the last ``L % 512`` samples; here the length
+    is kept.)
+    """
+    spec = stft_lib.stft(wav, 2048, 512, pad_mode="constant")
+    mag = jnp.abs(spec)
+    energy = jnp.sum(jnp.maximum(jnp.log10(mag + 1e-8), 0.0), axis=-2)   # (B, F)
+    cumulative = jnp.cumsum(energy, axis=-1)
+    threshold = jnp.sum(energy, axis=-1, keepdims=True) * ratio
+    cut = jnp.argmax(cumulative >= threshold, axis=-1)                  # (B,)
+    keep = jnp.arange(energy.shape[-1])[None, :] < cut[:, None]
+    kept = mag * keep[:, None, :]
+    phase = spec / (mag + 1e-8)
+    return stft_lib.istft(kept * phase, 512, wav.shape[-1], n_fft=2048)
+
+
+# ------------------------------------------------------- the networks ---
+
+def _analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
+             dropout: bool):
+    """``(B, samples)`` -> restored log10 mel ``(B, n_frames, 128)``.
+
+    ``length``: true samples (static-shaped ``wav`` may be a padded bucket).
+    """
+    mel, _ = mel_lib.mel_spectrogram(wav, FRONT_END, n_frames, length)
+    model = ReleasedAnalysis()
+    if train_bn:   # batch statistics; stored ones untouched (mutable, discarded)
+        out, _ = model.apply(variables, mel, True, not dropout, None,
+                             mutable=["batch_stats"], rngs={"dropout": rng})
+        return out
+    valid = 1 + length // HOP
+    return model.apply(variables, mel, False, True, valid)
+
+
+def _vocode(params, log_mel, frames):
+    """Restored log10 mel ``(B, T_bucket, 128)`` with ``frames`` valid ->
+    waveform ``(B, 441 * T_bucket)`` of which ``441 * (frames + tail)`` count."""
+    feats, valid = normalise_mel(mel_lib.from_log(log_mel), frames)
+    return TFGANGenerator().apply({"params": params}, feats, valid)
+
+
+_analyse_jit = jax.jit(_analyse, static_argnames=("n_frames", "train_bn", "dropout"))
+_vocode_jit = jax.jit(_vocode)
+
+
+def trim_center(out: np.ndarray, length: int, frames: int) -> np.ndarray:
+    """The original's alignment: of the vocoder's ``441 * (T + tail)`` samples,
+    drop ``diff // 2`` at the start and keep ``length``."""
+    produced = HOP * (frames + tail_frames(frames))
+    start = (produced - length) // 2
+    return out[..., start:start + length]
+
+
+# ------------------------------------------------------------ windows ---
+
+def plan_windows(length: int, max_window: int, overlap: int) -> list[tuple[int, int]]:
+    """Equal windows ``(start, size)`` covering ``length`` samples, each at most
+    ``max_window``, overlapping by at least ``overlap``, starts on the frame grid."""
+    if length <= max_window:
+        return [(0, length)]
+    n = int(np.ceil((length - overlap) / (max_window - overlap)))
+    while True:
+        hop = int(np.ceil((length - max_window) / (n - 1) / HOP)) * HOP
+        size = length - hop * (n - 1)
+        if size <= max_window and size - hop >= overlap:
+            break
+        n += 1
+    return [(i * hop, size) for i in range(n)]
+
+
+def crossfade_weights(windows, length: int, axis_scale: int = 1) -> list[np.ndarray]:
+    """Per-window weights summing to one: raised-cosine ramps over each overlap.
+
+    ``axis_scale`` converts sample positions to another grid (441 for frames).
+    """
+    weights = []
+    for i, (start, size) in enumerate(windows):
+        s, n = start // axis_scale, -(-size // axis_scale)
+        w = np.ones(n, np.float64)
+        if i > 0:                     # fade in over the overlap with the previous
+            prev_start, prev_size = windows[i - 1]
+            ov = (prev_start + prev_size) // axis_scale - s
+            w[:ov] = np.sin(0.5 * np.pi * (np.arange(ov) + 0.5) / ov) ** 2
+        if i + 1 < len(windows):      # fade out over the overlap with the next
+            ov = (start + size) // axis_scale - windows[i + 1][0] // axis_scale
+            w[n - ov:] = np.cos(0.5 * np.pi * (np.arange(ov) + 0.5) / ov) ** 2
+        weights.append(w)
+    return weights
+
+
+# ------------------------------------------------------------ restorer ---
+
+@dataclasses.dataclass
+class Restoration:
+    """Restored audio ``(samples, channels)`` at 44.1 kHz and the restored
+    log10 mel ``(channels, frames, 128)``."""
+    audio: np.ndarray
+    log_mel: np.ndarray
+    sample_rate: int = SAMPLE_RATE
+
+
+class Restorer:
+    """VoiceFixer restoration with converted (or trained) weights.
+
+    >>> restorer = Restorer.from_folder("weights/")            # doctest: +SKIP
+    >>> restored = restorer.restore(audio, sample_rate=16000)  # doctest: +SKIP
+    """
+
+    def __init__(self, variables: dict, meta: dict | None = None,
+                 max_window_seconds: float = MAX_WINDOW_SECONDS,
+                 overlap_seconds: float = 1.0):
+        self.variables = jax.device_put(variables)
+        self.meta = meta or {}
+        self.max_window = int(round(max_window_seconds * SAMPLE_RATE))
+        self.overlap = int(round(overlap_seconds * SAMPLE_RATE))
+        if self.overlap >= self.max_window:
+            raise ValueError("overlap must be shorter than the window")
+
+    @classmethod
+    def from_folder(cls, path: str | None = None, **kwargs) -> "Restorer":
+        """Load a weights folder (default: :func:`vf_jax.weights.default_weights_dir`)."""
+        variables, meta = weights_lib.load(path or weights_lib.default_weights_dir())
+        return cls(variables, meta, **kwargs)
+
+    # -- public API ------------------------------------------------------
+    def restore(self, audio: np.ndarray, sample_rate: int, mode: int = 0,
+                seed: int = 0, dropout: bool = True,
+                progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Restore ``(samples,)`` or ``(samples, channels)`` audio at any rate;
+        returns 44.1 kHz audio of the same layout."""
+        restored = self.restore_full(audio, sample_rate, mode, seed, dropout, progress).audio
+        return restored if np.ndim(audio) == 2 else restored[:, 0]
+
+    def restore_full(self, audio: np.ndarray, sample_rate: int, mode: int = 0,
+                     seed: int = 0, dropout: bool = True,
+                     progress: Callable[[int], None] | None = None) -> Restoration:
+        """Like :meth:`restore`, returning the restored log10 mel too.
+
+        Mode 0: eval. Mode 1: eval after removing content above the bin holding
+        95 % of the cumulative log energy. Mode 2: BatchNorm on batch statistics
+        and dropout active (``seed``; ``dropout=False`` turns it off); the
+        stored statistics stay untouched. Channels are restored independently.
+        """
+        if mode not in MODES:
+            raise UserError(f"mode must be one of {MODES}, got {mode}")
+        audio = np.asarray(audio, np.float32)
+        if audio.ndim == 1:
+            audio = audio[:, None]
+        if audio.ndim != 2 or audio.shape[0] == 0:
+            raise UserError("audio must be (samples,) or (samples, channels) with samples > 0")
+        if not np.all(np.isfinite(audio)):
+            raise UserError("audio contains NaN or infinite samples")
+        audio = audio_io.resample(audio, int(sample_rate), SAMPLE_RATE)
+        length = audio.shape[0]
+        windows = plan_windows(length, self.max_window, self.overlap)
+        fades = crossfade_weights(windows, length)
+        out = np.zeros((length, audio.shape[1]), np.float64)
+        total_frames = 1 + length // HOP
+        mel_out = np.zeros((audio.shape[1], total_frames, 128), np.float64)
+        mel_fades = crossfade_weights(windows, length, HOP) if len(windows) > 1 else None
+        key = jax.random.PRNGKey(seed)
+        for i, (start, size) in enumerate(windows):
+            key, sub = jax.random.split(key)
+            segment = audio[start:start + size].T            # (channels, size)
+            wav, log_mel = self._restore_window(segment, mode, sub, dropout)
+            if len(windows) == 1:
+                out[:] = wav.T
+                mel_out[:] = log_mel
+            else:
+                out[start:start + size] += wav.T * fades[i][:, None]
+                f0 = start // HOP
+                n = min(log_mel.shape[1], total_frames - f0, len(mel_fades[i]))
+                mel_out[:, f0:f0 + n] += log_mel[:, :n] * mel_fades[i][None, :n, None]
+            if progress is not None:
+                progress(size if i == 0 else start + size - (windows[i - 1][0] + windows[i - 1][1]))
+        peak = np.max(np.abs(out))
+        if peak > 1.0:        # the original's peak handling: only when clipping
+            out /= peak
+        return Restoration(out.astype(np.float32), mel_out.astype(np.float32))
+
+    # -- one window --------------------------------------------------------
+    def _restore_window(self, segment: np.ndarray, mode: int, key, dropout: bool):
+        """``(channels, L)`` at 44.1 kHz -> waveform ``(channels, L)``, log mel
+        ``(channels, T, 128)``."""
+        length = segment.shape[-1]
+        if mode == 1:
+            segment = np.asarray(remove_high_frequency(jnp.asarray(segment)))
+        frames = FRONT_END.num_frames(length)
+        bucket = frame_bucket(frames)
+        if mode == 2:
+            # Batch statistics depend on the exact shape and on the batch:
+            # each channel alone, unpadded.
+            log_mel = jnp.concatenate([
+                _analyse_jit(self.variables["analysis"], jnp.asarray(ch[None]),
+                             length, key, n_frames=frames, train_bn=True,
+                             dropout=dropout)
+                for ch in segment], axis=0)
+            log_mel = jnp.pad(log_mel, ((0, 0), (0, bucket - frames), (0, 0)))
+        else:
+            padded = np.zeros((segment.shape[0], bucket * HOP), np.float32)
+            padded[:, :length] = segment
+            log_mel = _analyse_jit(self.variables["analysis"], jnp.asarray(padded),
+                                   jnp.int32(length), key, n_frames=bucket,
+                                   train_bn=False, dropout=False)
+        wav = _vocode_jit(self.variables["vocoder"]["params"], log_mel, jnp.int32(frames))
+        wav = trim_center(np.asarray(wav), length, frames)
+        return wav, np.asarray(log_mel[:, :frames])

@@ -1,0 +1,125 @@
+"""Short-time Fourier transform, jittable, matching the original front end.
+
+The original computes its STFT with a periodic Hann window, ``center=True`` and
+reflect padding of ``n_fft // 2`` (torchlibrosa's conv-based STFT, which equals
+``librosa.stft(..., pad_mode="reflect")``). Frames: ``1 + length // hop``.
+
+Every function takes the signal as ``(..., samples)`` and works under ``jax.jit``
+and ``jax.vmap``. Signals may be zero-padded to a static bucket size and carry
+their true ``length`` as a traced integer: padding and frame positions are then
+computed from ``length`` so the frames of the true signal come out exactly as
+without the bucket (frames past ``1 + length // hop`` are to be ignored).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+
+def hann_window(n: int) -> np.ndarray:
+    """Periodic Hann window of ``n`` samples (``scipy.signal.get_window('hann', n)``)."""
+    k = np.arange(n, dtype=np.float64)
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * k / n)).astype(np.float32)
+
+
+def num_frames(length: int, hop: int) -> int:
+    """Frames of a centred STFT of ``length`` samples."""
+    return 1 + length // hop
+
+
+def _reflect_index(pos, length):
+    """Index into a signal of ``length`` samples for positions outside it.
+
+    Reflection without repeating the edge sample (``numpy.pad(mode="reflect")``),
+    applied repeatedly, so signals shorter than the padding still work.
+    """
+    period = jnp.maximum(2 * (length - 1), 1)
+    idx = jnp.mod(pos, period)
+    idx = jnp.where(idx >= length, period - idx, idx)
+    return jnp.clip(idx, 0, jnp.maximum(length - 1, 0))
+
+
+def frame_signal(x, n_fft: int, hop: int, n_frames: int, length=None,
+                 pad_mode: str = "reflect"):
+    """Centred frames of ``x``.
+
+    Args:
+      x: ``(..., samples)``.
+      n_frames: static number of frames to produce.
+      length: true signal length (traced or static); defaults to ``x.shape[-1]``.
+      pad_mode: ``"reflect"`` (the original) or ``"constant"`` (zeros; librosa's
+        current default).
+    Returns:
+      ``(..., n_frames, n_fft)``.
+    """
+    if length is None:
+        length = x.shape[-1]
+    pos = (np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]
+           - n_fft // 2)
+    pos = jnp.asarray(pos, jnp.int32)
+    if pad_mode == "reflect":
+        idx = _reflect_index(pos, length)
+        return jnp.take(x, idx, axis=-1)
+    if pad_mode == "constant":
+        inside = (pos >= 0) & (pos < length)
+        idx = jnp.clip(pos, 0, x.shape[-1] - 1)
+        return jnp.where(inside, jnp.take(x, idx, axis=-1), 0.0)
+    raise ValueError(f"unknown pad_mode {pad_mode!r}")
+
+
+def stft(x, n_fft: int, hop: int, n_frames: int | None = None, length=None,
+         pad_mode: str = "reflect"):
+    """Complex STFT, ``(..., samples)`` -> ``(..., frames, n_fft // 2 + 1)``.
+
+    Unnormalised DFT of Hann-windowed centred frames, as ``librosa.stft`` with
+    ``window="hann", center=True``.
+    """
+    if n_frames is None:
+        n_frames = num_frames(x.shape[-1], hop)
+    frames = frame_signal(x, n_fft, hop, n_frames, length, pad_mode)
+    frames = frames * jnp.asarray(hann_window(n_fft), x.dtype)
+    return jnp.fft.rfft(frames, n=n_fft, axis=-1)
+
+
+def magnitude(spec, power_floor: float = 0.0):
+    """``sqrt(max(re² + im², power_floor))``.
+
+    The original's model front end floors the power at 1e-8 (magnitude 1e-4).
+    """
+    power = jnp.real(spec) ** 2 + jnp.imag(spec) ** 2
+    return jnp.sqrt(jnp.maximum(power, power_floor))
+
+
+def istft(spec, hop: int, length: int, n_fft: int | None = None):
+    """Inverse of :func:`stft` by windowed overlap-add, as ``librosa.istft``.
+
+    Args:
+      spec: ``(..., frames, n_fft // 2 + 1)`` complex.
+      length: output samples (static).
+    Returns:
+      ``(..., length)``.
+    """
+    if n_fft is None:
+        n_fft = 2 * (spec.shape[-1] - 1)
+    n_frames = spec.shape[-2]
+    window = hann_window(n_fft)
+    frames = jnp.fft.irfft(spec, n=n_fft, axis=-1) * jnp.asarray(window)
+    total = n_fft + hop * (n_frames - 1)
+    pos = (np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]).reshape(-1)
+    batch_shape = frames.shape[:-2]
+    flat = frames.reshape(batch_shape + (-1,))
+    out = jnp.zeros(batch_shape + (total,), frames.dtype).at[..., pos].add(flat)
+    # Window-sum normalisation where the squared windows overlap (librosa's
+    # threshold: the smallest positive float).
+    wss = np.zeros(total, np.float64)
+    np.add.at(wss, pos, np.tile(window.astype(np.float64) ** 2, n_frames))
+    tiny = np.finfo(np.float32).tiny
+    norm = np.where(wss > tiny, wss, 1.0).astype(np.float32)
+    out = out / jnp.asarray(norm)
+    start = n_fft // 2
+    out = out[..., start:start + length]
+    if out.shape[-1] < length:
+        pad = [(0, 0)] * (out.ndim - 1) + [(0, length - out.shape[-1])]
+        out = jnp.pad(out, pad)
+    return out
