@@ -240,3 +240,36 @@ class BNGRU(nn.Module):
     def __call__(self, x, train_bn: bool, valid=None):
         x = ScalarBatchNorm(name="bn")(x, train_bn)
         return BiGRU(self.hidden, self.layers, name="gru")(x, valid)
+
+
+def conv_transpose1d_polyphase(x, kernel, stride: int, padding: int):
+    """PyTorch's ``ConvTranspose1d`` without zero-stuffing, ``(B, T, in) -> (B, T *
+    stride, out)``: exactly ``stride * T`` outputs (the output padding that makes
+    the length ``stride * T`` is implied).
+
+    Output ``o = t * stride + r`` receives ``x[i] @ kernel[k]`` for every ``i, k``
+    with ``i * stride + k - padding = o``. Each phase ``r`` is a short conv over
+    ``x``; all phases run as one conv with ``stride * out`` output channels and
+    are interleaved by a reshape, so no multiply touches an inserted zero.
+    ``kernel``: ``(k, in, out)`` in PyTorch's element order.
+    """
+    k_size, c_in, c_out = kernel.shape
+    taps = {}   # input offset (i - t) -> list of (phase, kernel index)
+    for r in range(stride):
+        q, rr = divmod(r + padding, stride)
+        m = 0
+        while m * stride + rr < k_size:
+            taps.setdefault(q - m, []).append((r, m * stride + rr))
+            m += 1
+    lo, hi = min(taps), max(taps)
+    blocks = []
+    for offset in range(lo, hi + 1):
+        cols = [jnp.zeros((c_in, c_out), kernel.dtype)] * stride
+        for r, k in taps.get(offset, []):
+            cols[r] = cols[r] + kernel[k]
+        blocks.append(jnp.concatenate(cols, axis=-1))
+    combined = jnp.stack(blocks)                         # (taps, in, stride * out)
+    y = lax.conv_general_dilated(
+        x, combined.astype(x.dtype), window_strides=(1,),
+        padding=[(-lo, hi)], dimension_numbers=("NHC", "HIO", "NHC"))
+    return y.reshape(x.shape[0], x.shape[1] * stride, c_out)

@@ -118,18 +118,18 @@ def trim_center(out: np.ndarray, length: int, frames: int) -> np.ndarray:
 # ------------------------------------------------------------ windows ---
 
 def plan_windows(length: int, max_window: int, overlap: int) -> list[tuple[int, int]]:
-    """Equal windows ``(start, size)`` covering ``length`` samples, each at most
-    ``max_window``, overlapping by at least ``overlap``, starts on the frame grid."""
+    """The fewest equal windows ``(start, size)`` covering ``length`` samples,
+    each at most ``max_window`` long, neighbours overlapping by at least
+    ``overlap``, starts on the 441-sample frame grid."""
     if length <= max_window:
         return [(0, length)]
-    n = int(np.ceil((length - overlap) / (max_window - overlap)))
+    n = 2
     while True:
-        hop = int(np.ceil((length - max_window) / (n - 1) / HOP)) * HOP
-        size = length - hop * (n - 1)
+        hop = (length - overlap) // (n * HOP) * HOP
+        size = length - (n - 1) * hop
         if size <= max_window and size - hop >= overlap:
-            break
+            return [(i * hop, size) for i in range(n)]
         n += 1
-    return [(i * hop, size) for i in range(n)]
 
 
 def crossfade_weights(windows, length: int, axis_scale: int = 1) -> list[np.ndarray]:

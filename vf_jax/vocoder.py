@@ -18,7 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from vf_jax.layers import conv_transpose, mask_frames
+from vf_jax.layers import conv_transpose1d_polyphase, mask_frames
 from vf_jax.stft import _reflect_index
 
 N_MELS = 128
@@ -104,7 +104,7 @@ class Upsample(nn.Module):
                             (2 * f, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x = mask_frames(x + jnp.sin(x), valid)
-        y = conv_transpose(x, kernel.astype(x.dtype), (f,), (f // 2 + f % 2,), (f % 2,))
+        y = conv_transpose1d_polyphase(x, kernel.astype(x.dtype), f, f // 2 + f % 2)
         return y + bias.astype(x.dtype)
 
 

@@ -1,0 +1,222 @@
+"""Command line: ``python -m vf_jax {restore,convert,demo} ...``.
+
+Every failure the user can cause ends with one line on stderr and a non-zero
+exit (1: the job failed, 2: bad arguments); no tracebacks unless
+``VF_JAX_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from vf_jax.errors import UserError
+
+PROG = "python -m vf_jax"
+COMPILATION_CACHE_ENV = "VF_JAX_COMPILATION_CACHE"
+
+
+def _quiet_libraries():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import absl.logging
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+    import logging
+    logging.getLogger("jax").setLevel(logging.ERROR)
+
+
+def enable_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache so later runs skip compiling.
+
+    ``$VF_JAX_COMPILATION_CACHE`` (``off`` disables), else
+    ``~/.cache/vf_jax/jax_cache``.
+    """
+    path = os.environ.get(COMPILATION_CACHE_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "vf_jax", "jax_cache")
+    if path.lower() == "off":
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    import jax
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+# -------------------------------------------------------------- restore ---
+
+def _output_name(rel: str) -> str:
+    return os.path.splitext(rel)[0] + ".wav"
+
+
+def _plan_restore(inp: str, out: str, overwrite: bool) -> list[tuple[str, str]]:
+    """Pairs (input file, output file)."""
+    if not os.path.exists(inp):
+        raise UserError(f"input not found: {inp}")
+    if os.path.abspath(inp) == os.path.abspath(out):
+        raise UserError("the output path is the input path; choose another output")
+    if os.path.isdir(inp):
+        from vf_jax.audio_io import find_audio_files
+        if os.path.exists(out) and not os.path.isdir(out):
+            raise UserError(f"input is a folder, but the output {out} is a file")
+        rels = find_audio_files(inp)
+        if not rels:
+            raise UserError(f"no audio files in {inp}")
+        pairs = [(os.path.join(inp, r), os.path.join(out, _output_name(r))) for r in rels]
+    else:
+        if os.path.isdir(out):
+            out = os.path.join(out, _output_name(os.path.basename(inp)))
+            if os.path.abspath(inp) == os.path.abspath(out):
+                raise UserError("the output path is the input path; choose another output")
+        pairs = [(inp, out)]
+    inputs = {os.path.abspath(i) for i, _ in pairs}
+    clash = [o for _, o in pairs if os.path.abspath(o) in inputs]
+    if clash:
+        raise UserError(f"output {clash[0]} would overwrite an input file")
+    existing = [o for _, o in pairs if os.path.exists(o)]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise UserError(f"output exists: {existing[0]}{more} (use --overwrite to replace)")
+    return pairs
+
+
+def cmd_restore(args) -> int:
+    from vf_jax import audio_io
+    pairs = _plan_restore(args.input, args.output, args.overwrite)
+    enable_compilation_cache()
+    from vf_jax.restore import Restorer
+    restorer = Restorer.from_folder(args.weights)
+
+    # Read lazily, but know the total duration for the progress bar.
+    import soundfile as sf
+    durations = []
+    for path, _ in pairs:
+        try:
+            info = sf.info(path)
+            durations.append(info.frames / info.samplerate)
+        except Exception:
+            durations.append(0.0)
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=round(sum(durations), 1), unit="s", desc="restoring",
+                   file=sys.stderr, dynamic_ncols=True,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
+                              "[{elapsed}<{remaining}]")
+    failures = []
+    for (src, dst), seconds in zip(pairs, durations):
+        try:
+            audio, sr = audio_io.read_audio(src)
+            progress = None
+            if bar is not None:
+                def progress(n_samples, _sr=sr, _len=audio.shape[0], _sec=seconds):
+                    bar.update(round(n_samples / (44100 * max(_len / _sr, 1e-9)) * _sec, 3))
+            restored = restorer.restore(audio, sr, mode=args.mode, seed=args.seed,
+                                        progress=progress)
+            audio_io.write_audio(dst, restored, 44100, args.subtype)
+        except UserError as e:
+            failures.append(str(e))
+            if bar is not None:
+                bar.write(f"skipped: {e}", file=sys.stderr)
+    if bar is not None:
+        bar.close()
+    done = len(pairs) - len(failures)
+    if len(pairs) == 1 and failures:
+        raise UserError(failures[0])
+    if not args.quiet:
+        where = args.output
+        print(f"restored {done} of {len(pairs)} file(s) -> {where}", file=sys.stderr)
+    if failures:
+        print(f"{PROG} restore: {len(failures)} file(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+# -------------------------------------------------------------- convert ---
+
+def cmd_convert(args) -> int:
+    from vf_jax import convert, weights
+    variables, report, provenance = convert.convert(args.analysis, args.vocoder)
+    meta = weights.describe("released", provenance, report)
+    weights.save(args.out, variables, meta, overwrite=args.overwrite)
+    for line in report:
+        print(line, file=sys.stderr)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------- demo ---
+
+def cmd_demo(args) -> int:
+    from vf_jax import demo
+    enable_compilation_cache()
+    return demo.run(args.out, args.weights, seed=args.seed, quiet=args.quiet)
+
+
+# ---------------------------------------------------------------- main ---
+
+def build_parser() -> argparse.ArgumentParser:
+    from vf_jax import weights
+    p = argparse.ArgumentParser(prog=PROG, description="VoiceFixer speech restoration in JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("restore", help="restore a file or a folder of files")
+    r.add_argument("-i", "--input", required=True, help="audio file or folder")
+    r.add_argument("-o", "--output", required=True,
+                   help="output file, or folder (the input tree mirrored, .wav files)")
+    r.add_argument("--weights", default=None,
+                   help=f"weights folder (default: $VF_JAX_WEIGHTS or {weights.default_weights_dir()})")
+    r.add_argument("--mode", type=int, choices=(0, 1, 2), default=0,
+                   help="0: plain; 1: remove content above the 95%% energy bin first; "
+                        "2: batch statistics and dropout (for severe damage)")
+    r.add_argument("--subtype", default="PCM_16", help="output subtype (PCM_16, PCM_24, FLOAT, ...)")
+    r.add_argument("--seed", type=int, default=0, help="dropout seed for mode 2")
+    r.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_restore)
+
+    c = sub.add_parser("convert", help="convert the published PyTorch checkpoints")
+    c.add_argument("--analysis", required=True, help="vf.ckpt (Zenodo record 5600188)")
+    c.add_argument("--vocoder", default=None,
+                   help="model.ckpt-1490000_trimed.pt (Zenodo record 5469951)")
+    c.add_argument("--out", required=True, help="weights folder to write")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing weights folder")
+    c.set_defaults(func=cmd_convert)
+
+    d = sub.add_parser("demo", help="degrade the shipped clip and restore it (offline)")
+    d.add_argument("--out", default="demo_out", help="folder for the results (default demo_out)")
+    d.add_argument("--weights", default=None, help="weights folder (default: the cache)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    _quiet_libraries()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{PROG} {args.command}: error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: still one line unless asked for more
+        if os.environ.get("VF_JAX_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"{PROG} {args.command}: internal error: {type(e).__name__}: {msg} "
+              "(set VF_JAX_DEBUG=1 for details)", file=sys.stderr)
+        return 1
