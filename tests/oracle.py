@@ -11,6 +11,7 @@ randomised so eval mode is not the identity), in the published layouts:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 
@@ -75,19 +76,33 @@ def make_oracle(home: pathlib.Path, seed: int = 0):
     return original, str(vf_path), str(voc_path)
 
 
+@contextlib.contextmanager
+def batch_statistics_without_dropout(model):
+    """The original's mode 2 (training mode) with dropout off and the running
+    statistics frozen (momentum 0); everything restored afterwards."""
+    import torch
+    momenta = {m: m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.eval()
+    for m in momenta:
+        m.momentum = 0.0
+    try:
+        yield model
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        model.eval()
+
+
 def original_log_mel(original, wav: np.ndarray, train: bool = False):
-    """The original's restored log10 mel ``(T, 128)`` for a mono 44.1 kHz clip."""
+    """The original's restored log10 mel ``(T, 128)`` and its input mel, for a
+    mono 44.1 kHz clip; ``train``: mode 2 without dropout."""
     import torch
     model = original._model
-    model.train(train)
-    if train:   # mode 2 with dropout off, and running statistics untouched
-        for m in model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.eval()
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.momentum = 0.0
-    with torch.no_grad():
+    context = batch_statistics_without_dropout(model) if train else contextlib.nullcontext()
+    with torch.no_grad(), context:
         sp, mel = original._pre(model, wav.astype(np.float32), cuda=False)
         out = model(sp, mel)["mel"]
-    model.eval()
     return out[0, 0].numpy(), mel[0, 0].numpy()

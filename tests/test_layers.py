@@ -1,0 +1,87 @@
+"""Blocks against PyTorch's own layers (random weights)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from vf_jax import layers
+
+
+def test_bigru_matches_torch_gru():
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(12, 8, num_layers=2, bidirectional=True, batch_first=True)
+    for p in gru.parameters():     # non-zero biases, so b_hn placement matters
+        torch.nn.init.uniform_(p, -0.5, 0.5)
+    x = np.random.default_rng(0).standard_normal((3, 17, 12)).astype(np.float32)
+    ref = gru(torch.tensor(x))[0].detach().numpy()
+    params = {}
+    for layer in range(2):
+        for suffix, name in (("", f"l{layer}"), ("_reverse", f"l{layer}_reverse")):
+            get = lambda n: getattr(gru, f"{n}_l{layer}{suffix}").detach().numpy()
+            params[name] = {"kernel_ih": get("weight_ih").T, "kernel_hh": get("weight_hh").T,
+                            "bias_ih": get("bias_ih"), "bias_hh": get("bias_hh")}
+    ours = layers.BiGRU(8, 2).apply({"params": params}, jnp.asarray(x))
+    np.testing.assert_allclose(ours, ref, atol=2e-6)
+
+
+def test_bigru_padding_with_valid_is_exact():
+    model = layers.BiGRU(8, 2)
+    x = np.random.default_rng(1).standard_normal((2, 20, 6)).astype(np.float32)
+    v = model.init(jax.random.PRNGKey(0), jnp.asarray(x))
+    exact = model.apply(v, jnp.asarray(x[:, :13]))
+    padded = np.concatenate([x[:, :13], 7 * np.ones((2, 11, 6), np.float32)], axis=1)
+    ours = model.apply(v, jnp.asarray(padded), jnp.array([13, 13]))
+    np.testing.assert_allclose(ours[:, :13], exact, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride,kernel,padding", [(7, 14, 4), (3, 6, 2), (2, 4, 1)])
+def test_polyphase_conv_transpose_matches_torch(stride, kernel, padding):
+    rng = np.random.default_rng(stride)
+    x = rng.standard_normal((2, 9, 5)).astype(np.float32)
+    w = rng.standard_normal((5, 4, kernel)).astype(np.float32)
+    out_pad = stride - (kernel - 2 * padding)
+    ref = torch.nn.functional.conv_transpose1d(
+        torch.tensor(x).transpose(1, 2), torch.tensor(w), stride=stride,
+        padding=padding, output_padding=out_pad).transpose(1, 2).numpy()
+    ours = layers.conv_transpose1d_polyphase(jnp.asarray(x), jnp.transpose(w, (2, 0, 1)),
+                                             stride, padding)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_conv_transpose2d_matches_torch():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 5, 4, 6)).astype(np.float32)        # (B, T, F, C)
+    w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)        # (in, out, kh, kw)
+    ref = torch.nn.functional.conv_transpose2d(
+        torch.tensor(x).permute(0, 3, 1, 2), torch.tensor(w), stride=2).permute(0, 2, 3, 1)
+    ours = layers.conv_transpose(jnp.asarray(x), jnp.transpose(w, (2, 3, 0, 1)), (2, 2), (0, 0))
+    assert ours.shape == (2, 11, 9, 3)
+    np.testing.assert_allclose(ours, ref.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_scalar_batchnorm_matches_batchnorm2d_of_one_channel(train):
+    bn = torch.nn.BatchNorm2d(1)
+    with torch.no_grad():
+        bn.running_mean.fill_(0.3)
+        bn.running_var.fill_(2.0)
+        bn.weight.fill_(1.5)
+        bn.bias.fill_(-0.2)
+    bn.train(train)
+    x = np.random.default_rng(4).standard_normal((3, 7, 10)).astype(np.float32) * 3 + 1
+    ref = bn(torch.tensor(x)[:, None])[:, 0].detach().numpy()
+    variables = {"params": {"bn": {"scale": np.array([1.5], np.float32),
+                                   "bias": np.array([-0.2], np.float32)}},
+                 "batch_stats": {"bn": {"mean": np.array([0.3], np.float32),
+                                        "var": np.array([2.0], np.float32)}}}
+    ours, _ = layers.ScalarBatchNorm().apply(variables, jnp.asarray(x), train,
+                                            mutable=["batch_stats"])
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_mask_frames():
+    x = jnp.ones((2, 5, 3))
+    m = layers.mask_frames(x, jnp.array([2, 4]))
+    np.testing.assert_array_equal(m[:, :, 0], [[1, 1, 0, 0, 0], [1, 1, 1, 1, 0]])
