@@ -28,3 +28,13 @@ def converted(oracle):
     _, vf_path, voc_path = oracle
     variables, report, provenance = convert.convert(vf_path, voc_path)
     return variables, report
+
+
+@pytest.fixture(scope="session")
+def weights_dir(converted, tmp_path_factory):
+    """A weights folder written from the oracle's checkpoints."""
+    from vf_jax import weights
+    variables, report = converted
+    path = tmp_path_factory.mktemp("weights") / "voicefixer"
+    weights.save(str(path), variables, weights.describe("released", {}, report))
+    return str(path)

@@ -122,8 +122,8 @@ def cmd_restore(args) -> int:
             audio_io.write_audio(dst, restored, 44100, args.subtype)
         except UserError as e:
             failures.append(str(e))
-            if bar is not None:
-                bar.write(f"skipped: {e}", file=sys.stderr)
+            if len(pairs) > 1:
+                (bar.write if bar is not None else print)(f"skipped: {e}", file=sys.stderr)
     if bar is not None:
         bar.close()
     done = len(pairs) - len(failures)

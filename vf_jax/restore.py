@@ -84,7 +84,7 @@ def _analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
              dropout: bool):
     """``(B, samples)`` -> restored log10 mel ``(B, n_frames, 128)``.
 
-    ``length``: true samples (static-shaped ``wav`` may be a padded bucket).
+    ``length``: true samples when ``wav`` is a padded bucket, else None.
     """
     mel, _ = mel_lib.mel_spectrogram(wav, FRONT_END, n_frames, length)
     model = ReleasedAnalysis()
@@ -92,7 +92,7 @@ def _analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
         out, _ = model.apply(variables, mel, True, not dropout, None,
                              mutable=["batch_stats"], rngs={"dropout": rng})
         return out
-    valid = 1 + length // HOP
+    valid = None if length is None else 1 + length // HOP
     return model.apply(variables, mel, False, True, valid)
 
 

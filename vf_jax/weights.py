@@ -63,6 +63,7 @@ def save(out_dir: str, variables: dict, meta: dict, overwrite: bool = False) -> 
     try:
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".vf_jax-partial-", dir=parent)
+        os.chmod(staging, 0o755)
     except OSError as e:
         raise UserError(f"cannot write to {parent}: {e.strerror}") from None
     try:

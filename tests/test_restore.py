@@ -1,0 +1,207 @@
+"""Restoring files and folders: formats, rates, channels, long inputs, bad input."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from test_parity import voiced_signal
+from vf_jax import restore as restore_lib
+from vf_jax import weights
+from vf_jax.cli import main
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def restorer(weights_dir):
+    return restore_lib.Restorer.from_folder(weights_dir)
+
+
+def run_cli(*args):
+    return main(["restore", *map(str, args), "--quiet"])
+
+
+def test_restore_file_writes_16bit_44k_same_length(tmp_path, weights_dir, restorer):
+    x = voiced_signal(1.3)
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    sf.write(src, x, SR, subtype="PCM_16")
+    assert run_cli("--weights", weights_dir, "-i", src, "-o", dst) == 0
+    info = sf.info(dst)
+    assert (info.samplerate, info.channels, info.subtype) == (SR, 1, "PCM_16")
+    assert info.frames == len(x)
+    expected = restorer.restore(sf.read(src, dtype="float32")[0], SR)
+    got = sf.read(dst, dtype="float32")[0]
+    assert np.max(np.abs(got - expected)) <= 1.0 / 32768 + 1e-6
+
+
+def test_8k_stereo_is_resampled_and_restored_per_channel(tmp_path, weights_dir, restorer):
+    rng = np.random.default_rng(0)
+    stereo = np.stack([voiced_signal(0.9)[::5][:7000], 0.1 * rng.standard_normal(7000)], 1)
+    src, dst = tmp_path / "stereo8k.wav", tmp_path / "stereo_out.flac"
+    sf.write(src, stereo.astype(np.float32), 8000, subtype="PCM_16")
+    assert run_cli("--weights", weights_dir, "-i", src, "-o", dst, "--subtype", "PCM_24") == 0
+    out, sr = sf.read(dst, dtype="float32")
+    assert sr == SR and out.shape == (round(7000 * SR / 8000), 2)
+    assert sf.info(dst).subtype == "PCM_24"
+    data = sf.read(src, dtype="float32")[0]
+    left_alone = restorer.restore(data[:, 0], 8000)
+    np.testing.assert_allclose(out[:, 0], left_alone, atol=2.0 / 2 ** 23)
+    assert np.max(np.abs(out[:, 0] - out[:, 1])) > 1e-3
+
+
+def test_48k_24bit_flac_silence_and_ten_samples(tmp_path, weights_dir):
+    cases = {"hi.flac": (voiced_signal(0.7)[:30000], 48000, "PCM_24"),
+             "silence.wav": (np.zeros(20000, np.float32), SR, "PCM_16"),
+             "ten.wav": (np.linspace(-0.5, 0.5, 10).astype(np.float32), SR, "PCM_16")}
+    for name, (x, sr, subtype) in cases.items():
+        sf.write(tmp_path / name, x, sr, subtype=subtype)
+        out = tmp_path / ("out_" + name.split(".")[0] + ".wav")
+        assert run_cli("--weights", weights_dir, "-i", tmp_path / name, "-o", out) == 0
+        y, ysr = sf.read(out, dtype="float32")
+        assert ysr == SR and len(y) == round(len(x) * SR / sr)
+        assert np.all(np.isfinite(y)) and np.max(np.abs(y)) <= 1.0
+
+
+def test_folder_tree_mirrored_bad_file_listed(tmp_path, weights_dir, capsys):
+    src = tmp_path / "in"
+    (src / "a" / "b").mkdir(parents=True)
+    sf.write(src / "one.wav", voiced_signal(0.5), SR)
+    sf.write(src / "a" / "b" / "two.flac", voiced_signal(0.8, seed=1), 22050)
+    (src / "a" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
+    (src / "notes.txt").write_text("not audio, not listed")
+    out = tmp_path / "out"
+    assert run_cli("--weights", weights_dir, "-i", src, "-o", out) == 1
+    err = capsys.readouterr().err
+    assert "broken.wav" in err and "1 file(s) failed" in err
+    assert sorted(os.path.relpath(os.path.join(r, f), out)
+                  for r, _, fs in os.walk(out) for f in fs) == ["a/b/two.wav", "one.wav"]
+    assert sf.info(out / "a" / "b" / "two.wav").samplerate == SR
+
+
+def test_lengths_share_compilations(restorer):
+    """Many lengths, few shapes: windows are padded to frame buckets exactly."""
+    before = restore_lib._analyse_jit._cache_size()
+    for seconds in (0.3, 0.41, 0.77, 1.1, 1.2):
+        restorer.restore(voiced_signal(seconds), SR)
+    assert restore_lib._analyse_jit._cache_size() - before <= 1
+
+
+def test_bucketed_analysis_equals_unpadded(restorer):
+    import jax
+    import jax.numpy as jnp
+    x = voiced_signal(1.7)
+    frames = 1 + len(x) // 441
+    exact = restore_lib._analyse(restorer.variables["analysis"], jnp.asarray(x[None]),
+                                 None, None, n_frames=frames, train_bn=False, dropout=False)
+    bucket = restore_lib.frame_bucket(frames)
+    padded = np.zeros((1, bucket * 441), np.float32)
+    padded[0, :len(x)] = x
+    bucketed = restore_lib._analyse_jit(restorer.variables["analysis"], jnp.asarray(padded),
+                                        jnp.int32(len(x)), jax.random.PRNGKey(0),
+                                        n_frames=bucket, train_bn=False, dropout=False)
+    np.testing.assert_allclose(bucketed[:, :frames], exact, atol=2e-5)
+
+
+def test_long_input_is_stitched_without_seams(restorer):
+    """Over 60 s: overlapping windows cross-faded; around every boundary the
+    result stays close to restoring the whole input at once, with no jump."""
+    x = voiced_signal(61.0, seed=11)
+    stitched = restorer.restore(x, SR)
+    whole = restore_lib.Restorer(restorer.variables, max_window_seconds=62).restore(x, SR)
+    windows = restore_lib.plan_windows(len(x), restorer.max_window, restorer.overlap)
+    assert len(windows) == 3 and max(size for _, size in windows) <= 30 * SR
+    for start, _ in windows[1:]:
+        seam = slice(start - SR // 2, start + SR + SR // 2)
+        rel = np.linalg.norm(stitched[seam] - whole[seam]) / np.linalg.norm(whole[seam])
+        assert rel < 0.1
+        assert np.max(np.abs(np.diff(stitched[seam]))) <= 1.2 * np.max(np.abs(np.diff(whole[seam])))
+
+
+def test_crossfade_weights_sum_to_one():
+    windows = restore_lib.plan_windows(10 * SR + 123, 3 * SR, SR // 2)
+    total = np.zeros(10 * SR + 123)
+    for (start, size), w in zip(windows, restore_lib.crossfade_weights(windows, len(total))):
+        total[start:start + size] += w
+    np.testing.assert_allclose(total, 1.0, atol=1e-12)
+
+
+# ------------------------------------------------------------ bad input ---
+
+def bad_inputs(tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    zero = tmp_path / "zero.wav"
+    sf.write(zero, np.zeros(0, np.float32), SR)
+    nan = tmp_path / "nan.wav"
+    x = voiced_signal(0.2)
+    x[100] = np.nan
+    sf.write(nan, x, SR, subtype="FLOAT")
+    text = tmp_path / "text.wav"
+    text.write_text("hello")
+    return {"empty": empty, "zero samples": zero, "NaN": nan, "not audio": text,
+            "missing": tmp_path / "absent.wav"}
+
+
+def test_bad_inputs_fail_with_one_line_and_no_output(tmp_path, weights_dir, capsys):
+    for what, src in bad_inputs(tmp_path).items():
+        dst = tmp_path / f"out_{what.replace(' ', '_')}.wav"
+        assert run_cli("--weights", weights_dir, "-i", src, "-o", dst) == 1, what
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "error" in err, (what, err)
+        assert not dst.exists(), what
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".vf_jax-")]
+
+
+def test_output_equal_to_input_and_existing_output_are_refused(tmp_path, weights_dir, capsys):
+    src = tmp_path / "keep.wav"
+    sf.write(src, voiced_signal(0.3), SR)
+    before = src.read_bytes()
+    assert run_cli("--weights", weights_dir, "-i", src, "-o", src) == 1
+    assert run_cli("--weights", weights_dir, "-i", tmp_path, "-o", tmp_path) == 1
+    other = tmp_path / "other.wav"
+    other.write_bytes(b"user data")
+    assert run_cli("--weights", weights_dir, "-i", src, "-o", other) == 1
+    assert src.read_bytes() == before and other.read_bytes() == b"user data"
+    assert run_cli("--weights", weights_dir, "-i", src, "-o", other, "--overwrite") == 0
+    assert sf.info(other).samplerate == SR
+    capsys.readouterr()
+
+
+def test_missing_or_broken_weights_and_unwritable_output(tmp_path, weights_dir, capsys):
+    import shutil
+    src = tmp_path / "a.wav"
+    sf.write(src, voiced_signal(0.3), SR)
+    broken = tmp_path / "broken_weights"
+    shutil.copytree(weights_dir, broken)
+    shutil.rmtree(broken / weights.VARIABLES_DIR / "d")
+    for w in (tmp_path / "no_weights", broken):
+        assert run_cli("--weights", w, "-i", src, "-o", tmp_path / "o.wav") == 1
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):      # root ignores permissions: use a file as folder
+            target = src / "x.wav"
+        else:
+            target = locked / "x.wav"
+        assert run_cli("--weights", weights_dir, "-i", src, "-o", target) == 1
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    finally:
+        locked.chmod(0o700)
+
+
+def test_real_process_prints_no_traceback(tmp_path, weights_dir):
+    src = tmp_path / "bad.wav"
+    src.write_text("nonsense")
+    proc = subprocess.run([sys.executable, "-m", "vf_jax", "restore", "--weights", weights_dir,
+                           "-i", str(src), "-o", str(tmp_path / "o.wav"), "--quiet"],
+                          capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("python -m vf_jax restore: error:")
