@@ -1,0 +1,110 @@
+"""Restoration speed: vf_jax against the original ``voicefixer`` package, same
+machine, same inputs, one run.
+
+Both sides get the same seeded random weights (the compute does not depend on
+the values): the original's checkpoints are written into a temporary HOME and
+converted for vf_jax. For 10 s and 60 s of audio it times
+
+- the whole process (``python -m vf_jax restore`` / the original's
+  ``VoiceFixer().restore``: start, imports, loading, compiling, reading,
+  restoring, writing), vf_jax with an empty and with a filled compilation cache;
+- the steady state in one process (a second call on the same input).
+
+Usage: ``python benchmarks/restore_speed.py [--seconds 10 60] [--repeats 1]``
+(needs requirements-test.txt and requirements-oracle.txt).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import soundfile as sf
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def signal(seconds: float) -> np.ndarray:
+    from test_parity import voiced_signal
+    return voiced_signal(seconds, seed=1)
+
+
+def run(cmd, env) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
+    ap.add_argument("--repeats", type=int, default=1, help="whole-process runs per side")
+    args = ap.parse_args()
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="vf_jax_bench_"))
+    import oracle as oracle_lib
+    original, vf_path, voc_path = oracle_lib.make_oracle(work / "home")
+    from vf_jax import convert, weights
+    variables, report, provenance = convert.convert(vf_path, voc_path)
+    weights_dir = work / "weights"
+    weights.save(str(weights_dir), variables, weights.describe("released", provenance, report))
+
+    env = dict(os.environ, HOME=str(work / "home"),
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    rows = []
+    for seconds in args.seconds:
+        x = signal(seconds)
+        src = work / f"in_{seconds:g}s.wav"
+        sf.write(src, x, 44100, subtype="PCM_16")
+        ours_cmd = [sys.executable, "-m", "vf_jax", "restore", "--weights", str(weights_dir),
+                    "-i", str(src), "-o", str(work / "ours.wav"), "--overwrite", "--quiet"]
+        orig_cmd = [sys.executable, "-c",
+                    "from voicefixer import VoiceFixer; "
+                    f"VoiceFixer().restore({str(src)!r}, {str(work / 'orig.wav')!r}, mode=0)"]
+        cold, warm, orig = [], [], []
+        for r in range(args.repeats):
+            cache = work / f"jax_cache_{seconds:g}_{r}"
+            cold.append(run(ours_cmd, dict(env, VF_JAX_COMPILATION_CACHE=str(cache))))
+            orig.append(run(orig_cmd, env))
+            warm.append(run(ours_cmd, dict(env, VF_JAX_COMPILATION_CACHE=str(cache))))
+        rows.append((f"{seconds:g} s whole process, vf_jax cold cache", min(cold), min(orig)))
+        rows.append((f"{seconds:g} s whole process, vf_jax warm cache", min(warm), min(orig)))
+
+        # Steady state in process.
+        import torch
+        from vf_jax.restore import Restorer
+        restorer = Restorer.from_folder(str(weights_dir))
+        restorer.restore(x, 44100)
+        t = time.perf_counter()
+        restorer.restore(x, 44100)
+        ours_steady = time.perf_counter() - t
+        with torch.no_grad():
+            original.restore_inmem(x, mode=0)
+            t = time.perf_counter()
+            original.restore_inmem(x, mode=0)
+            orig_steady = time.perf_counter() - t
+        rows.append((f"{seconds:g} s steady state in process", ours_steady, orig_steady))
+
+    import jax
+    print(f"\nmachine: {os.cpu_count()} cores; jax {jax.__version__} on "
+          f"{jax.devices()[0].platform}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads\n")
+    print("| case | vf_jax (s) | original (s) | vf_jax / original |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, ours, ref in rows:
+        print(f"| {name} | {ours:.2f} | {ref:.2f} | {ours / ref:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
