@@ -11,6 +11,7 @@ import soundfile as sf
 from test_parity import voiced_signal
 from vf_jax import restore as restore_lib
 from vf_jax import weights
+from vf_jax.resunet import padded_frames
 from vf_jax.cli import main
 
 SR = 44100
@@ -85,9 +86,16 @@ def test_folder_tree_mirrored_bad_file_listed(tmp_path, weights_dir, capsys):
 def test_lengths_share_compilations(restorer):
     """Many lengths, few shapes: windows are padded to frame buckets exactly."""
     before = restore_lib._analyse_jit._cache_size()
-    for seconds in (0.3, 0.41, 0.77, 1.1, 1.2):
+    for seconds in (0.3, 0.41, 0.77, 0.95, 1.0):
         restorer.restore(voiced_signal(seconds), SR)
     assert restore_lib._analyse_jit._cache_size() - before <= 1
+    every_length = {restore_lib.frame_bucket(1 + n // 441) for n in range(1, 30 * SR + 1, 97)}
+    assert every_length == set(restore_lib.FRAME_BUCKETS)
+    for frames in range(1, 3002):
+        bucket = restore_lib.frame_bucket(frames)
+        assert bucket % 64 == 0 and bucket >= frames + 5
+        # Padding wastes little: at most the next multiple of 64, or ~15 %.
+        assert bucket <= max(128, padded_frames(frames + 5), 1.15 * (frames + 5))
 
 
 def test_bucketed_analysis_equals_unpadded(restorer):
@@ -112,10 +120,11 @@ def test_long_input_is_stitched_without_seams(restorer):
     x = voiced_signal(61.0, seed=11)
     stitched = restorer.restore(x, SR)
     whole = restore_lib.Restorer(restorer.variables, max_window_seconds=62).restore(x, SR)
-    windows = restore_lib.plan_windows(len(x), restorer.max_window, restorer.overlap)
+    windows = restorer.windows(len(x))
     assert len(windows) == 3 and max(size for _, size in windows) <= 30 * SR
-    for start, _ in windows[1:]:
-        seam = slice(start - SR // 2, start + SR + SR // 2)
+    for (start, size), (next_start, _) in zip(windows, windows[1:]):
+        assert start + size - next_start >= SR                  # overlap >= 1 s
+        seam = slice(next_start, start + size)
         rel = np.linalg.norm(stitched[seam] - whole[seam]) / np.linalg.norm(whole[seam])
         assert rel < 0.1
         assert np.max(np.abs(np.diff(stitched[seam]))) <= 1.2 * np.max(np.abs(np.diff(whole[seam])))

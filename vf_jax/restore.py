@@ -39,9 +39,20 @@ SAMPLE_RATE = 44100
 FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
 HOP = FRONT_END.hop
 MAX_WINDOW_SECONDS = 30.0
-# Static frame counts the networks are compiled for (multiples of 64; the last
-# holds a 30 s window with the vocoder's tail).
-FRAME_BUCKETS = (128, 256, 384, 512, 768, 1024, 1280, 1536, 2048, 2560, 3008)
+
+
+def _frame_buckets(first: int = 128, last: int = 3008, growth: float = 1.1):
+    """Static frame counts the networks are compiled for: multiples of 64 growing
+    by about 10 % (so padding wastes at most ~10 % of the compute), up to the
+    bucket of a 30 s window with the vocoder's tail (3008)."""
+    buckets = [first]
+    while buckets[-1] < last:
+        nxt = max(buckets[-1] + 64, round(buckets[-1] * growth / 64) * 64)
+        buckets.append(last if nxt * 1.05 >= last else nxt)
+    return tuple(buckets)
+
+
+FRAME_BUCKETS = _frame_buckets()
 MODES = (0, 1, 2)
 
 
@@ -132,6 +143,20 @@ def plan_windows(length: int, max_window: int, overlap: int) -> list[tuple[int, 
         n += 1
 
 
+def fill_bucket(windows, length: int, max_window: int) -> list[tuple[int, int]]:
+    """Grow equal windows to the largest size their frame bucket holds: the
+    padding would cost the same compute, and longer overlaps hide the seams."""
+    size = windows[0][1]
+    bucket = frame_bucket(FRONT_END.num_frames(size))
+    largest = min(max_window, (bucket - 6) * HOP + HOP - 1, length)
+    n = len(windows)
+    hop = -(-(length - largest) // ((n - 1) * HOP)) * HOP
+    grown = length - (n - 1) * hop
+    if grown < size or frame_bucket(FRONT_END.num_frames(grown)) != bucket:
+        return windows
+    return [(i * hop, grown) for i in range(n)]
+
+
 def crossfade_weights(windows, length: int, axis_scale: int = 1) -> list[np.ndarray]:
     """Per-window weights summing to one: raised-cosine ramps over each overlap.
 
@@ -187,6 +212,12 @@ class Restorer:
         return cls(variables, meta, **kwargs)
 
     # -- public API ------------------------------------------------------
+    def windows(self, length: int) -> list[tuple[int, int]]:
+        """``(start, size)`` of the windows an input of ``length`` samples (44.1
+        kHz) is restored in."""
+        windows = plan_windows(length, self.max_window, self.overlap)
+        return fill_bucket(windows, length, self.max_window) if len(windows) > 1 else windows
+
     def restore(self, audio: np.ndarray, sample_rate: int, mode: int = 0,
                 seed: int = 0, dropout: bool = True,
                 progress: Callable[[int], None] | None = None) -> np.ndarray:
@@ -216,7 +247,7 @@ class Restorer:
             raise UserError("audio contains NaN or infinite samples")
         audio = audio_io.resample(audio, int(sample_rate), SAMPLE_RATE)
         length = audio.shape[0]
-        windows = plan_windows(length, self.max_window, self.overlap)
+        windows = self.windows(length)
         fades = crossfade_weights(windows, length)
         out = np.zeros((length, audio.shape[1]), np.float64)
         total_frames = 1 + length // HOP
