@@ -147,6 +147,18 @@ def test_cli_convert_writes_a_loadable_folder(tmp_path, oracle, converted, capsy
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".vf_jax-partial")]
 
 
+def test_weights_folder_with_mismatched_shapes_is_refused(tmp_path, weights_dir):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(weights_dir, copy)
+    meta = json.loads((copy / weights.META_FILE).read_text())
+    key = "analysis/params/unet/out/conv/kernel"
+    meta["shapes"][key] = [1, 1, 32, 2]
+    (copy / weights.META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="misshapen"):
+        weights.load(str(copy))
+
+
 def test_broken_weights_folder_is_one_line_error(tmp_path, oracle):
     for broken in ("missing", "nometa", "badjson"):
         path = tmp_path / broken

@@ -71,6 +71,7 @@ def save(out_dir: str, variables: dict, meta: dict, overwrite: bool = False) -> 
         tree = jax.tree_util.tree_map(np.asarray, variables)
         ckptr.save(os.path.join(staging, VARIABLES_DIR), tree)
         ckptr.wait_until_finished()
+        meta = dict(meta, shapes=tree_shapes(tree))
         with open(os.path.join(staging, META_FILE), "w") as f:
             json.dump(meta, f, indent=2)
         if os.path.exists(out_dir):
@@ -83,6 +84,12 @@ def save(out_dir: str, variables: dict, meta: dict, overwrite: bool = False) -> 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def tree_shapes(tree) -> dict[str, list[int]]:
+    """``{"analysis/params/unet/...": shape}`` of every array in ``tree``."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {"/".join(str(k.key) for k in path): list(np.shape(leaf)) for path, leaf in flat}
 
 
 def is_weights_dir(path: str) -> bool:
@@ -108,7 +115,12 @@ def load_meta(path: str) -> dict:
 
 
 def load(path: str) -> tuple[dict, dict]:
-    """Read a weights folder: ``(variables, meta)``; shapes checked against the models."""
+    """Read a weights folder: ``(variables, meta)``.
+
+    The arrays are checked against the shapes recorded when the folder was
+    written (which the converter checked against the networks), so a damaged
+    or mismatched folder fails here, not halfway through a restoration.
+    """
     import orbax.checkpoint as ocp
 
     from vf_jax import models
@@ -116,12 +128,18 @@ def load(path: str) -> tuple[dict, dict]:
     kind = meta.get("analysis", {}).get("kind", "released")
     if kind not in models.ANALYSIS_KINDS:
         raise UserError(f"{path}: unknown analysis model kind {kind!r}")
-    target = {"analysis": models.analysis_template(kind),
-              "vocoder": models.vocoder_template()}
     try:
-        variables = ocp.StandardCheckpointer().restore(
-            os.path.join(path, VARIABLES_DIR), target)
+        variables = ocp.StandardCheckpointer().restore(os.path.join(path, VARIABLES_DIR))
     except Exception as e:   # missing, truncated or mismatched files
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise UserError(f"broken weights folder {path}: {first}") from None
+    expected = meta.get("shapes")
+    if not isinstance(expected, dict):
+        raise UserError(f"broken weights folder {path}: {META_FILE} lists no shapes")
+    found = tree_shapes(variables)
+    if found != expected:
+        wrong = sorted((set(found) ^ set(expected))
+                       | {k for k in found if k in expected and found[k] != expected[k]})
+        raise UserError(f"broken weights folder {path}: {len(wrong)} array(s) missing or "
+                        f"misshapen, e.g. {wrong[0]}")
     return variables, meta
