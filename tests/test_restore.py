@@ -123,7 +123,7 @@ def test_long_input_is_stitched_without_seams(restorer):
     windows = restorer.windows(len(x))
     assert len(windows) == 3 and max(size for _, size in windows) <= 30 * SR
     for (start, size), (next_start, _) in zip(windows, windows[1:]):
-        assert start + size - next_start >= SR                  # overlap >= 1 s
+        assert start + size - next_start >= restorer.overlap == SR // 2
         seam = slice(next_start, start + size)
         rel = np.linalg.norm(stitched[seam] - whole[seam]) / np.linalg.norm(whole[seam])
         assert rel < 0.1

@@ -110,13 +110,11 @@ def cmd_restore(args) -> int:
                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
                               "[{elapsed}<{remaining}]")
     failures = []
-    for (src, dst), seconds in zip(pairs, durations):
+    for src, dst in pairs:
         try:
             audio, sr = audio_io.read_audio(src)
-            progress = None
-            if bar is not None:
-                def progress(n_samples, _sr=sr, _len=audio.shape[0], _sec=seconds):
-                    bar.update(round(n_samples / (44100 * max(_len / _sr, 1e-9)) * _sec, 3))
+            # Windows report the 44.1 kHz samples they newly cover.
+            progress = None if bar is None else (lambda n: bar.update(round(n / 44100, 2)))
             restored = restorer.restore(audio, sr, mode=args.mode, seed=args.seed,
                                         progress=progress)
             audio_io.write_audio(dst, restored, 44100, args.subtype)

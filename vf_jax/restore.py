@@ -197,7 +197,7 @@ class Restorer:
 
     def __init__(self, variables: dict, meta: dict | None = None,
                  max_window_seconds: float = MAX_WINDOW_SECONDS,
-                 overlap_seconds: float = 1.0):
+                 overlap_seconds: float = 0.5):
         self.variables = jax.device_put(variables)
         self.meta = meta or {}
         self.max_window = int(round(max_window_seconds * SAMPLE_RATE))
