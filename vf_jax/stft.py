@@ -28,7 +28,7 @@ def num_frames(length: int, hop: int) -> int:
     return 1 + length // hop
 
 
-def _reflect_index(pos, length):
+def reflect_index(pos, length):
     """Index into a signal of ``length`` samples for positions outside it.
 
     Reflection without repeating the edge sample (``numpy.pad(mode="reflect")``),
@@ -59,7 +59,7 @@ def frame_signal(x, n_fft: int, hop: int, n_frames: int, length=None,
            - n_fft // 2)
     pos = jnp.asarray(pos, jnp.int32)
     if pad_mode == "reflect":
-        idx = _reflect_index(pos, length)
+        idx = reflect_index(pos, length)
         return jnp.take(x, idx, axis=-1)
     if pad_mode == "constant":
         inside = (pos >= 0) & (pos < length)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vf_jax.layers import conv_transpose1d_polyphase, mask_frames
-from vf_jax.stft import _reflect_index
+from vf_jax.stft import reflect_index
 
 N_MELS = 128
 HOP = 441
@@ -72,7 +72,7 @@ def reflect_pad(x, pad: int, valid=None):
     if valid is None:
         return jnp.pad(x, ((0, 0), (pad, pad), (0, 0)), mode="reflect")
     pos = jnp.arange(-pad, x.shape[1] + pad)
-    idx = _reflect_index(pos[None, :], jnp.reshape(valid, (-1, 1)))   # (B, T + 2 pad)
+    idx = reflect_index(pos[None, :], jnp.reshape(valid, (-1, 1)))   # (B, T + 2 pad)
     return jnp.take_along_axis(x, idx[..., None], axis=1)
 
 
