@@ -58,7 +58,9 @@ def write_audio(path: str, data: np.ndarray, sr: int, subtype: str = "PCM_16") -
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}") from None
     try:
-        fmt = None if ext.lower() in (".wav", ".flac", ".ogg", ".mp3") else "WAV"
+        fmt = ext[1:].upper() if ext[1:].upper() in sf.available_formats() else "WAV"
+        if not sf.check_format(fmt, subtype):     # e.g. PCM_16 asked of ogg or mp3
+            subtype = sf.default_subtype(fmt)
         sf.write(tmp, data, sr, subtype=subtype, format=fmt)
         os.replace(tmp, path)
     except BaseException as e:

@@ -109,12 +109,12 @@ def cmd_restore(args) -> int:
                    file=sys.stderr, dynamic_ncols=True,
                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
                               "[{elapsed}<{remaining}]")
+    # Windows report the 44.1 kHz samples they newly cover.
+    progress = None if bar is None else (lambda n: bar.update(round(n / 44100, 2)))
     failures = []
     for src, dst in pairs:
         try:
             audio, sr = audio_io.read_audio(src)
-            # Windows report the 44.1 kHz samples they newly cover.
-            progress = None if bar is None else (lambda n: bar.update(round(n / 44100, 2)))
             restored = restorer.restore(audio, sr, mode=args.mode, seed=args.seed,
                                         progress=progress)
             audio_io.write_audio(dst, restored, 44100, args.subtype)
@@ -128,8 +128,7 @@ def cmd_restore(args) -> int:
     if len(pairs) == 1 and failures:
         raise UserError(failures[0])
     if not args.quiet:
-        where = args.output
-        print(f"restored {done} of {len(pairs)} file(s) -> {where}", file=sys.stderr)
+        print(f"restored {done} of {len(pairs)} file(s) -> {args.output}", file=sys.stderr)
     if failures:
         print(f"{PROG} restore: {len(failures)} file(s) failed", file=sys.stderr)
         return 1

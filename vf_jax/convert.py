@@ -22,10 +22,10 @@ import os
 import re
 from typing import Callable
 
-import jax
 import numpy as np
 
 from vf_jax.errors import UserError
+from vf_jax.weights import tree_shapes
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -233,14 +233,6 @@ def _set(tree: dict, path: tuple, value):
     tree[path[-1]] = value
 
 
-def _template_shapes(template) -> dict[tuple[str, tuple], tuple]:
-    shapes = {}
-    for coll, sub in template.items():
-        for kp, leaf in jax.tree_util.tree_flatten_with_path(sub)[0]:
-            shapes[(coll, tuple(k.key for k in kp))] = tuple(leaf.shape)
-    return shapes
-
-
 def build_variables(state: dict[str, np.ndarray], key_map, template, what: str,
                     report: list[str]) -> dict:
     """Map torch tensors onto a Flax variable tree shaped like ``template``.
@@ -248,7 +240,7 @@ def build_variables(state: dict[str, np.ndarray], key_map, template, what: str,
     Raises ``UserError`` naming missing keys or wrong shapes; records unknown
     keys (ignored) in ``report``.
     """
-    expected = _template_shapes(template)
+    expected = {tuple(k.split("/")): tuple(v) for k, v in tree_shapes(template).items()}
     variables: dict = {}
     seen = set()
     unknown, bad_shape = [], []
@@ -259,7 +251,7 @@ def build_variables(state: dict[str, np.ndarray], key_map, template, what: str,
             continue
         coll, path, fn = key_map[key]
         arr = np.ascontiguousarray(fn(value))
-        want = expected.get((coll, path))
+        want = expected.get((coll,) + path)
         if want is None:
             unknown.append(key)
             continue
@@ -267,9 +259,9 @@ def build_variables(state: dict[str, np.ndarray], key_map, template, what: str,
             bad_shape.append(f"{key} {tuple(value.shape)} (needs {want} after transpose)")
             continue
         _set(variables.setdefault(coll, {}), path, arr.astype(np.float32))
-        seen.add((coll, path))
-    inverse = {(c, p): k for k, (c, p, _) in key_map.items()}
-    missing = [inverse.get(cp, "/".join(cp[1])) for cp in expected if cp not in seen]
+        seen.add((coll,) + path)
+    inverse = {(c,) + p: k for k, (c, p, _) in key_map.items()}
+    missing = [inverse.get(cp, "/".join(cp)) for cp in expected if cp not in seen]
     if bad_shape or missing:
         parts = []
         if missing:
