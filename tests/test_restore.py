@@ -98,6 +98,24 @@ def test_lengths_share_compilations(restorer):
         assert bucket <= max(128, padded_frames(frames + 5), 1.15 * (frames + 5))
 
 
+def test_prepared_lengths_need_no_compilation_when_restored(weights_dir, restorer):
+    """Compiling from the recorded shapes while the arrays load gives the very
+    executables a restoration then uses: no backend compilation at restore."""
+    import jax.monitoring
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **kw: compiles.append(kw.get("fun_name"))
+        if event == "/jax/core/compile/backend_compile_duration" else None)
+    # Three channels: a shape no other test compiles.
+    x = np.stack([voiced_signal(2.9, seed=s) for s in (3, 4, 5)], axis=1)
+    prepared = restore_lib.Restorer.from_folder(weights_dir, prepare=((len(x), 3),))
+    assert "jit(_analyse)" in compiles and "jit(_vocode)" in compiles
+    compiles.clear()
+    restored = prepared.restore(x, SR)
+    assert [c for c in compiles if c in ("jit(_analyse)", "jit(_vocode)")] == []
+    np.testing.assert_array_equal(restored, restorer.restore(x, SR))
+
+
 def test_bucketed_analysis_equals_unpadded(restorer):
     import jax
     import jax.numpy as jnp

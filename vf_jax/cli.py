@@ -14,7 +14,6 @@ import sys
 from vf_jax.errors import UserError
 
 PROG = "python -m vf_jax"
-COMPILATION_CACHE_ENV = "VF_JAX_COMPILATION_CACHE"
 
 
 def _quiet_libraries():
@@ -26,27 +25,6 @@ def _quiet_libraries():
         pass
     import logging
     logging.getLogger("jax").setLevel(logging.ERROR)
-
-
-def enable_compilation_cache() -> str | None:
-    """Turn on JAX's persistent compilation cache so later runs skip compiling.
-
-    ``$VF_JAX_COMPILATION_CACHE`` (``off`` disables), else
-    ``~/.cache/vf_jax/jax_cache``.
-    """
-    path = os.environ.get(COMPILATION_CACHE_ENV) or os.path.join(
-        os.path.expanduser("~"), ".cache", "vf_jax", "jax_cache")
-    if path.lower() == "off":
-        return None
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return None
-    import jax
-    jax.config.update("jax_compilation_cache_dir", path)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return path
 
 
 # -------------------------------------------------------------- restore ---
@@ -89,19 +67,24 @@ def _plan_restore(inp: str, out: str, overwrite: bool) -> list[tuple[str, str]]:
 def cmd_restore(args) -> int:
     from vf_jax import audio_io
     pairs = _plan_restore(args.input, args.output, args.overwrite)
+    from vf_jax.compilation import enable_compilation_cache
     enable_compilation_cache()
-    from vf_jax.restore import Restorer
-    restorer = Restorer.from_folder(args.weights)
+    from vf_jax.restore import SAMPLE_RATE, Restorer
 
-    # Read lazily, but know the total duration for the progress bar.
+    # Read lazily, but know the total duration for the progress bar, and
+    # compile for the first file while the weights are read.
     import soundfile as sf
-    durations = []
+    durations, prepare = [], []
     for path, _ in pairs:
         try:
             info = sf.info(path)
             durations.append(info.frames / info.samplerate)
+            if not prepare and args.mode != 2 and info.frames > 0:
+                prepare.append((round(info.frames * SAMPLE_RATE / info.samplerate),
+                                info.channels))
         except Exception:
             durations.append(0.0)
+    restorer = Restorer.from_folder(args.weights, prepare=tuple(prepare))
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -152,6 +135,7 @@ def cmd_convert(args) -> int:
 
 def cmd_demo(args) -> int:
     from vf_jax import demo
+    from vf_jax.compilation import enable_compilation_cache
     enable_compilation_cache()
     return demo.run(args.out, args.weights, seed=args.seed, quiet=args.quiet)
 

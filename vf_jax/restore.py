@@ -19,7 +19,8 @@ exact shape and runs the analysis unpadded.
 from __future__ import annotations
 
 import dataclasses
-import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import jax
@@ -27,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vf_jax import audio_io
+from vf_jax import compilation
 from vf_jax import mel as mel_lib
 from vf_jax import stft as stft_lib
 from vf_jax import weights as weights_lib
@@ -67,8 +69,7 @@ def frame_bucket(frames: int) -> int:
 
 # ------------------------------------------------------------ mode 1 ---
 
-@functools.partial(jax.jit, static_argnames=("ratio",))
-def remove_high_frequency(wav, ratio: float = 0.95):
+def _remove_high_frequency(wav, ratio: float = 0.95):
     """The original's mode-1 preprocessing, ``(B, L)`` -> ``(B, L)``.
 
     STFT 2048/512 (librosa's defaults, zero padding), per-bin energy
@@ -87,6 +88,9 @@ def remove_high_frequency(wav, ratio: float = 0.95):
     kept = mag * keep[:, None, :]
     phase = spec / (mag + 1e-8)
     return stft_lib.istft(kept * phase, 512, wav.shape[-1], n_fft=2048)
+
+
+remove_high_frequency = compilation.jit(_remove_high_frequency, static_argnames=("ratio",))
 
 
 # ------------------------------------------------------- the networks ---
@@ -114,8 +118,30 @@ def _vocode(params, log_mel, frames):
     return TFGANGenerator().apply({"params": params}, feats, valid)
 
 
-_analyse_jit = jax.jit(_analyse, static_argnames=("n_frames", "train_bn", "dropout"))
-_vocode_jit = jax.jit(_vocode)
+_analyse_jit = compilation.jit(_analyse, static_argnames=("n_frames", "train_bn", "dropout"))
+_vocode_jit = compilation.jit(_vocode)
+
+
+def compile_for(variables, length: int, channels: int = 1,
+                max_window: int = round(MAX_WINDOW_SECONDS * SAMPLE_RATE),
+                overlap: int = round(0.5 * SAMPLE_RATE)) -> None:
+    """Compile the networks for restoring ``length`` samples (44.1 kHz) of
+    ``channels`` channels in modes 0 and 1, ahead of the call (which then finds
+    them in JAX's caches). ``variables`` may hold ``jax.ShapeDtypeStruct``
+    leaves (:func:`vf_jax.weights.shape_template`), so this can run while the
+    arrays are still being read."""
+    f32, i32 = np.float32, np.int32
+    key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jax.random.PRNGKey(0).dtype)
+    for size in sorted({size for _, size in window_plan(length, max_window, overlap)}):
+        frames = FRONT_END.num_frames(size)
+        bucket = frame_bucket(frames)
+        _analyse_jit.trace(variables["analysis"],
+                           jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
+                           jax.ShapeDtypeStruct((), i32), key, n_frames=bucket,
+                           train_bn=False, dropout=False).lower().compile()
+        _vocode_jit.trace(variables["vocoder"]["params"],
+                          jax.ShapeDtypeStruct((channels, bucket, 128), f32),
+                          jax.ShapeDtypeStruct((), i32)).lower().compile()
 
 
 def trim_center(out: np.ndarray, length: int, frames: int) -> np.ndarray:
@@ -155,6 +181,13 @@ def fill_bucket(windows, length: int, max_window: int) -> list[tuple[int, int]]:
     if grown < size or frame_bucket(FRONT_END.num_frames(grown)) != bucket:
         return windows
     return [(i * hop, grown) for i in range(n)]
+
+
+def window_plan(length: int, max_window: int, overlap: int) -> list[tuple[int, int]]:
+    """``(start, size)`` of the windows ``length`` samples are restored in:
+    :func:`plan_windows`, grown by :func:`fill_bucket` when there are several."""
+    windows = plan_windows(length, max_window, overlap)
+    return fill_bucket(windows, length, max_window) if len(windows) > 1 else windows
 
 
 def crossfade_weights(windows, length: int, axis_scale: int = 1) -> list[np.ndarray]:
@@ -206,17 +239,40 @@ class Restorer:
             raise ValueError("overlap must be shorter than the window")
 
     @classmethod
-    def from_folder(cls, path: str | None = None, **kwargs) -> "Restorer":
-        """Load a weights folder (default: :func:`vf_jax.weights.default_weights_dir`)."""
-        variables, meta = weights_lib.load(path or weights_lib.default_weights_dir())
-        return cls(variables, meta, **kwargs)
+    def from_folder(cls, path: str | None = None, prepare: tuple[tuple[int, int], ...] = (),
+                    **kwargs) -> "Restorer":
+        """Load a weights folder (default: :func:`vf_jax.weights.default_weights_dir`).
+
+        ``prepare``: ``(samples at 44.1 kHz, channels)`` of inputs to compile
+        for while the arrays are read (see :meth:`prepare`).
+        """
+        path = os.path.expanduser(path or weights_lib.default_weights_dir())
+        if not prepare:
+            return cls(*weights_lib.load(path), **kwargs)
+        meta = weights_lib.load_meta(path)
+        restorer = cls({}, meta, **kwargs)
+        with ThreadPoolExecutor(1) as pool:
+            loading = pool.submit(weights_lib.load, path)
+            try:
+                template = weights_lib.shape_template(meta)
+                for length, channels in prepare:
+                    compile_for(template, length, channels, restorer.max_window,
+                                restorer.overlap)
+            finally:
+                variables, meta = loading.result()   # a broken folder is the error to report
+        restorer.variables, restorer.meta = jax.device_put(variables), meta
+        return restorer
+
+    def prepare(self, length: int, channels: int = 1) -> None:
+        """Compile for inputs of ``length`` samples (44.1 kHz) and ``channels``
+        channels now rather than on the first :meth:`restore` (modes 0 and 1)."""
+        compile_for(self.variables, length, channels, self.max_window, self.overlap)
 
     # -- public API ------------------------------------------------------
     def windows(self, length: int) -> list[tuple[int, int]]:
         """``(start, size)`` of the windows an input of ``length`` samples (44.1
         kHz) is restored in."""
-        windows = plan_windows(length, self.max_window, self.overlap)
-        return fill_bucket(windows, length, self.max_window) if len(windows) > 1 else windows
+        return window_plan(length, self.max_window, self.overlap)
 
     def restore(self, audio: np.ndarray, sample_rate: int, mode: int = 0,
                 seed: int = 0, dropout: bool = True,

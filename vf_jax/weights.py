@@ -92,6 +92,20 @@ def tree_shapes(tree) -> dict[str, list[int]]:
     return {"/".join(str(k.key) for k in path): list(np.shape(leaf)) for path, leaf in flat}
 
 
+def shape_template(meta: dict) -> dict:
+    """The variables a folder holds as float32 ``jax.ShapeDtypeStruct`` leaves,
+    from its recorded shapes: enough to compile the networks before the arrays
+    are read."""
+    template: dict = {}
+    for key, shape in meta.get("shapes", {}).items():
+        *parents, leaf = key.split("/")
+        node = template
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = jax.ShapeDtypeStruct(tuple(shape), np.float32)
+    return template
+
+
 def is_weights_dir(path: str) -> bool:
     return os.path.isfile(os.path.join(path, META_FILE))
 

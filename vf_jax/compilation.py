@@ -1,0 +1,85 @@
+"""How vf_jax compiles: JAX's persistent compilation cache and XLA options.
+
+- :func:`enable_compilation_cache` keeps compiled networks on disk, so a later
+  process skips compiling (``$VF_JAX_COMPILATION_CACHE``, ``off`` disables).
+- :func:`jit` is ``jax.jit`` with :func:`compiler_options`. On CPU, XLA hands
+  convolutions to YNNPACK by default; for the ResUNet's 2-D convolutions with
+  32-64 channels its kernels run 1.5-2.5x slower than XLA's own, which makes the
+  whole analysis network about 1.5x slower (``benchmarks/conv_kernels.py``
+  measures both). Those fusions are turned off for our functions only;
+  ``VF_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import numpy as np
+
+CACHE_ENV = "VF_JAX_COMPILATION_CACHE"
+XLA_DEFAULTS_ENV = "VF_JAX_XLA_DEFAULTS"
+CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def default_cache_dir() -> str:
+    return os.environ.get(CACHE_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "vf_jax", "jax_cache")
+
+
+def enable_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache; returns its folder (None: off).
+
+    ``$VF_JAX_COMPILATION_CACHE`` (``off`` disables), else
+    ``~/.cache/vf_jax/jax_cache``. Every executable is kept, however quick to
+    compile: loading one is faster than compiling the smallest of ours.
+    """
+    path = default_cache_dir()
+    if path.lower() == "off":
+        return None
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return path
+
+
+@functools.cache
+def compiler_options() -> dict | None:
+    """XLA options for our jitted functions on the default backend (None: XLA's
+    defaults). Probed once with a tiny function, so an XLA that does not know
+    an option falls back to its defaults instead of failing."""
+    if os.environ.get(XLA_DEFAULTS_ENV) or jax.default_backend() != "cpu":
+        return None
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(np.float32(0)).compile()
+    except Exception:
+        return None
+    return dict(CPU_OPTIONS)
+
+
+class jit:
+    """``jax.jit(fun, compiler_options=compiler_options(), **kwargs)``, created on
+    first use (the backend, and with it the options, is known only then).
+    Attributes (``trace``, ``lower``, ...) are those of the jitted function."""
+
+    def __init__(self, fun, **kwargs):
+        self._fun = fun
+        self._kwargs = kwargs
+        functools.update_wrapper(self, fun)
+
+    @functools.cached_property
+    def jitted(self):
+        return jax.jit(self._fun, compiler_options=compiler_options(), **self._kwargs)
+
+    def __call__(self, *args, **kwargs):
+        return self.jitted(*args, **kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.jitted, name)
