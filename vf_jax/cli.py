@@ -1,4 +1,4 @@
-"""Command line: ``python -m vf_jax {restore,convert,demo} ...``.
+"""Command line: ``python -m vf_jax {restore,convert,degrade,demo} ...``.
 
 Every failure the user can cause ends with one line on stderr and a non-zero
 exit (1: the job failed, 2: bad arguments); no tracebacks unless
@@ -131,6 +131,33 @@ def cmd_convert(args) -> int:
     return 0
 
 
+# -------------------------------------------------------------- degrade ---
+
+def cmd_degrade(args) -> int:
+    from vf_jax import degrade_files
+    pairs = _plan_restore(args.input, args.output, args.overwrite)
+    jobs = []
+    for src, dst in pairs:
+        rel = (os.path.relpath(src, args.input) if os.path.isdir(args.input)
+               else os.path.basename(src))
+        target = None
+        if args.target is not None:
+            target = (os.path.join(args.target, _output_name(rel)) if os.path.isdir(args.input)
+                      else args.target)
+            if os.path.exists(target) and not args.overwrite:
+                raise UserError(f"output exists: {target} (use --overwrite to replace)")
+            if os.path.abspath(target) in {os.path.abspath(s) for s, _ in pairs}:
+                raise UserError(f"target {target} would overwrite an input file")
+        jobs.append((src, rel, dst, target))
+    from vf_jax.compilation import enable_compilation_cache
+    enable_compilation_cache()
+    status = degrade_files.run(jobs, args.preset, args.seed, args.noise, args.rir,
+                               args.subtype, args.quiet)
+    if not args.quiet:
+        print(f"degraded {len(jobs)} file(s) -> {args.output}", file=sys.stderr)
+    return status
+
+
 # ----------------------------------------------------------------- demo ---
 
 def cmd_demo(args) -> int:
@@ -169,6 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="weights folder to write")
     c.add_argument("--overwrite", action="store_true", help="replace an existing weights folder")
     c.set_defaults(func=cmd_convert)
+
+    g = sub.add_parser("degrade", help="degrade clean speech (test material)")
+    g.add_argument("-i", "--input", required=True, help="clean audio file or folder")
+    g.add_argument("-o", "--output", required=True,
+                   help="output file, or folder (the input tree mirrored, .wav files)")
+    g.add_argument("--preset", default="gsr", choices=("gsr", "denoise", "declip", "sr", "derev"),
+                   help="gsr: every degradation as in training; or one alone")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--noise", default=None,
+                   help="noise file or folder (default: synthetic pink noise)")
+    g.add_argument("--rir", default=None,
+                   help="room impulse response file or folder (default: synthetic)")
+    g.add_argument("--target", default=None,
+                   help="also write the clean target at the degraded level (file or folder)")
+    g.add_argument("--subtype", default="PCM_16", help="output subtype")
+    g.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_degrade)
 
     d = sub.add_parser("demo", help="degrade the shipped clip and restore it (offline)")
     d.add_argument("--out", default="demo_out", help="folder for the results (default demo_out)")

@@ -3,9 +3,9 @@
 Writes ``clean.wav``, ``degraded.wav``, ``restored.wav`` (when weights are
 present), ``spectrograms.png`` and ``metrics.md`` into the output folder.
 
-The degradation here is a fixed, seeded preview of the GSR chain (band limit,
-reverberation, clipping, noise, gain) in NumPy/SciPy; the training data path
-has its own on-device implementation.
+The degradation is the training data's GSR chain on device
+(:mod:`vf_jax.degradations`) with fixed settings, so the damage is plainly
+visible: reverberation, clipping, band limit, noise, gain.
 """
 
 from __future__ import annotations
@@ -31,22 +31,28 @@ def load_clip() -> np.ndarray:
 
 
 def degrade_preview(clean: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Band limit (8th-order Butterworth at 4 kHz, zero phase), a synthetic room
-    (exponentially decaying noise, RT60 0.4 s), clipping at 40 % of the peak,
-    pink-ish noise at 10 dB SNR, gain 0.7."""
-    from scipy import signal
+    """The GSR degradations (:mod:`vf_jax.degradations`) with fixed, visible
+    settings: a synthetic room (RT60 0.4 s), clipping at 40 % of the peak, an
+    8th-order Butterworth band limit at 4 kHz, pink noise at 10 dB SNR, gain
+    0.7. ``seed`` draws the noise and the room."""
+    import jax
+    import jax.numpy as jnp
+
+    from vf_jax import degradations, synthetic
     rng = np.random.default_rng(seed)
-    x = signal.sosfiltfilt(signal.butter(8, 4000, fs=SR, output="sos"), clean)
-    t = np.arange(int(0.4 * SR)) / SR
-    rir = 0.1 * rng.standard_normal(len(t)) * np.exp(-6.9 * t / 0.4)
-    rir[0] = 1.0
-    x = signal.fftconvolve(x, rir)[:len(clean)]
-    x = x / np.max(np.abs(x)) * 0.98
-    x = np.clip(x, -0.4, 0.4)
-    noise = signal.lfilter([1.0], [1.0, -0.95], rng.standard_normal(len(x)))
-    noise *= np.sqrt(np.sum(x ** 2) / np.sum(noise ** 2) / 10.0)
-    x = x + noise
-    return (0.7 * x / np.max(np.abs(x))).astype(np.float32)
+    config = degradations.gsr_config()
+    params = degradations.sample_gsr(jax.random.PRNGKey(seed), config)
+    params.update(
+        speech_lowpass_on=False, clip_on=True, clip_ratio=2.5, reverb_on=True,
+        band_limit_on=True, kind=degradations.BAND_LIMITS.index("butter"), order=8,
+        cutoff=4000.0, speech_second_resample=False, noise_band_limit=False,
+        noise_on=True, snr_db=10.0, gain=0.7)
+    params = {k: jnp.asarray(v) for k, v in params.items()}
+    noise = synthetic.pink_noise(len(clean), rng)
+    rir = synthetic.room_impulse_response(rng, rt60=0.4)
+    degrade = jax.jit(lambda p, x, n, r: degradations.apply_gsr(p, x, n, r, config))
+    degraded, _ = degrade(params, jnp.asarray(clean, jnp.float32), noise, rir)
+    return np.asarray(degraded, np.float32)
 
 
 def plot_spectrograms(signals: dict[str, np.ndarray], path: str) -> None:
