@@ -1,0 +1,166 @@
+"""``python -m vf_jax.data build {speech,noise,rir,testset}``: build a dataset.
+
+Two stages, so that an interrupted build resumes: (1) every source file is
+read, mixed down, resampled to 44.1 kHz and staged as int16 under
+``DATA_DIR/.staging/<dataset>`` (files already staged are skipped); (2) TFDS
+writes the array_record dataset from the staged arrays, then the staging
+folder is removed. Files that cannot be used are counted and listed, with the
+reason, in ``DATA_DIR/<dataset>_build_log.json``; multichannel files are mixed
+down and listed there too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from vf_jax.data import builders, sources
+from vf_jax.errors import UserError
+
+
+def _progress(items, desc: str, quiet: bool):
+    if quiet:
+        return items
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True)
+
+
+def build(kind: str, data_dir: str, src: str | None = None, *, simulate: int = 0,
+          seed: int = 0, validation_fraction: float = 0.05, overwrite: bool = False,
+          quiet: bool = False) -> dict:
+    """Build dataset ``kind`` into ``data_dir``; returns the build log."""
+    if kind not in builders.BUILDERS:
+        raise UserError(f"unknown dataset {kind!r}; one of {sorted(builders.BUILDERS)}")
+    name = builders.dataset_name(kind)
+    builder = builders.BUILDERS[kind](data_dir=data_dir)
+    if builder.is_prepared():
+        if not overwrite:
+            raise UserError(f"{name} is already built in {data_dir} (use --overwrite to rebuild)")
+        shutil.rmtree(os.path.join(data_dir, name, str(builders.VERSION)))
+    simulating = kind == "rir" and simulate > 0
+    if simulating and src is not None:
+        raise UserError("give either --src or --simulate, not both")
+    if not simulating and src is None:
+        raise UserError("give --src DIR" + (" or --simulate N" if kind == "rir" else ""))
+    os.makedirs(data_dir, exist_ok=True)
+    staging_dir = os.path.join(data_dir, ".staging", name)
+    log = {"dataset": name, "source": src, "skipped": {}, "mixed_down": [], "unpaired": []}
+
+    if simulating:
+        splits, log = _simulated_rirs(simulate, seed, staging_dir, log, quiet)
+    else:
+        scan = {"speech": sources.scan_speech, "noise": sources.scan_files,
+                "rir": sources.scan_files}.get(kind)
+        if scan is not None:
+            items, unpaired = scan(src), []
+        else:
+            items, unpaired = sources.scan_testset(src)
+        log["unpaired"] = unpaired
+        staging = sources.Staging(staging_dir, src)
+        staged = {}
+        for item in _progress(items, f"reading {name}", quiet):
+            paths = [staging.prepare(item.path)]
+            if kind == "testset":
+                paths.append(staging.prepare(item.extra[0]))
+            if all(p is not None for p in paths):
+                staged[item.key] = (item, paths)
+        log["skipped"], log["mixed_down"] = staging.skipped, staging.mixed_down
+        if not staged:
+            raise UserError(f"no usable audio in {src} ({len(staging.skipped)} file(s) skipped)")
+        splits = _splits(kind, staged, validation_fraction, log)
+
+    import tensorflow_datasets as tfds
+    if quiet:
+        tfds.disable_progress_bar()
+    builders.BUILDERS[kind](data_dir=data_dir, splits=splits).download_and_prepare(
+        download_config=_download_config())
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    for leftover in (os.path.join(data_dir, ".staging"), os.path.join(data_dir, "downloads")):
+        _remove_empty_tree(leftover)
+    with open(os.path.join(data_dir, f"{name}_build_log.json"), "w") as f:
+        json.dump(log, f, indent=1)
+    return log
+
+
+def _remove_empty_tree(path: str) -> None:
+    """Remove ``path`` if it holds nothing but empty folders."""
+    if not os.path.isdir(path):
+        return
+    for root, dirs, files in os.walk(path, topdown=False):
+        if files:
+            return
+    shutil.rmtree(path)
+
+
+def _download_config():
+    import tensorflow_datasets as tfds
+    return tfds.download.DownloadConfig(verify_ssl=False, try_download_gcs=False)
+
+
+def _splits(kind: str, staged: dict, validation_fraction: float, log: dict):
+    load = sources.Staging.load
+    if kind == "speech":
+        held_out = sources.validation_speakers((i.speaker for i, _ in staged.values()),
+                                               validation_fraction)
+        log["validation_speakers"] = sorted(held_out)
+        parts = {"train": [k for k, (i, _) in staged.items() if i.speaker not in held_out],
+                 "validation": [k for k, (i, _) in staged.items() if i.speaker in held_out]}
+        parts = {s: keys for s, keys in parts.items() if keys}
+
+        def examples(keys):
+            for key in keys:
+                item, (path,) = staged[key]
+                yield key, {"audio": load(path), "speaker": item.speaker,
+                            "utterance": os.path.basename(key)}
+    elif kind == "testset":
+        parts = {"test": list(staged)}
+
+        def examples(keys):
+            for key in keys:
+                item, (degraded, clean) = staged[key]
+                d, c = load(degraded), load(clean)
+                n = min(len(d), len(c))           # the original asserts equal lengths
+                yield key, {"degraded": d[:n], "clean": c[:n], "subset": item.extra[1],
+                            "name": os.path.basename(key)}
+    else:
+        parts = {"train": list(staged)}
+
+        def examples(keys):
+            for key in keys:
+                _, (path,) = staged[key]
+                audio = load(path)
+                if kind == "noise":
+                    yield key, {"audio": audio, "name": key}
+                else:
+                    rir = audio.astype(np.float32)
+                    rir /= max(float(np.max(np.abs(rir))), 1.0)
+                    yield key, {"rir": rir, "name": key, "rt60": np.float32(-1.0)}
+    log["examples"] = {s: len(keys) for s, keys in parts.items()}
+    return lambda: {s: examples(keys) for s, keys in parts.items()}
+
+
+def _simulated_rirs(count: int, seed: int, staging_dir: str, log: dict, quiet: bool):
+    """Simulate ``count`` RIRs (resumable: each is staged as it is made)."""
+    os.makedirs(staging_dir, exist_ok=True)
+    log["simulated"] = {"count": count, "seed": seed, "ranges": sources.ROOM_RANGES}
+    paths = []
+    for i in _progress(range(count), "simulating rooms", quiet):
+        path = os.path.join(staging_dir, f"room_{i:06d}.npz")
+        if not os.path.exists(path):
+            rir, rt60 = sources.simulate_rir(np.random.default_rng([seed, i]))
+            tmp = path + ".tmp.npz"
+            np.savez(tmp, rir=rir, rt60=rt60)
+            os.replace(tmp, path)
+        paths.append(path)
+    log["examples"] = {"train": count}
+
+    def examples():
+        for i, path in enumerate(paths):
+            with np.load(path) as f:
+                yield f"room_{i:06d}", {"rir": f["rir"], "name": f"room_{i:06d}",
+                                         "rt60": np.float32(f["rt60"])}
+    return (lambda: {"train": examples()}), log
