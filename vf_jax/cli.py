@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from vf_jax.errors import UserError
+from vf_jax.errors import UserError, run_guarded
 
 PROG = "python -m vf_jax"
 
@@ -226,23 +226,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     _quiet_libraries()
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except UserError as e:
-        print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except MemoryError:
-        print(f"{PROG} {args.command}: error: out of memory", file=sys.stderr)
-        return 1
-    except Exception as e:  # a bug: still one line unless asked for more
-        if os.environ.get("VF_JAX_DEBUG"):
-            raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"{PROG} {args.command}: internal error: {type(e).__name__}: {msg} "
-              "(set VF_JAX_DEBUG=1 for details)", file=sys.stderr)
-        return 1
+    args = build_parser().parse_args(argv)
+    return run_guarded(f"{PROG} {args.command}", lambda: args.func(args))

@@ -1,5 +1,36 @@
-"""The one exception type the command line turns into a one-line message."""
+"""The one exception type the command line turns into a one-line message, and
+the guard every command runs under."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
 
 
 class UserError(Exception):
     """A problem with the user's input, files or environment (not a bug)."""
+
+
+def run_guarded(prefix: str, job: Callable[[], int], interrupted: str = "interrupted") -> int:
+    """Run ``job`` and turn every failure into one line on stderr (prefixed
+    with ``prefix``) and an exit status: 1 for errors, 130 for Ctrl-C. A bug
+    shows its traceback only with ``VF_JAX_DEBUG=1``."""
+    try:
+        return job()
+    except UserError as e:
+        print(f"{prefix}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prefix}: {interrupted}", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{prefix}: error: out of memory", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bug: still one line unless asked for more
+        if os.environ.get("VF_JAX_DEBUG"):
+            raise
+        msg = (str(e).strip().splitlines() or [""])[0]
+        print(f"{prefix}: internal error: {type(e).__name__}: {msg} "
+              "(set VF_JAX_DEBUG=1 for details)", file=sys.stderr)
+        return 1

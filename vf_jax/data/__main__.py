@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from vf_jax.errors import UserError
+from vf_jax.errors import run_guarded
 
 PROG = "python -m vf_jax.data"
 
@@ -29,24 +29,15 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import absl.logging
     absl.logging.set_verbosity(absl.logging.ERROR)
-    try:
-        from vf_jax.data import build
-        log = build.build(args.kind, args.data_dir, args.src, simulate=args.simulate,
-                          seed=args.seed, validation_fraction=args.validation_fraction,
-                          overwrite=args.overwrite, quiet=args.quiet)
-    except UserError as e:
-        print(f"{PROG} build: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG} build: interrupted; run the same command again to finish", file=sys.stderr)
-        return 130
-    except Exception as e:
-        if os.environ.get("VF_JAX_DEBUG"):
-            raise
-        msg = (str(e).strip().splitlines() or [""])[0]
-        print(f"{PROG} build: internal error: {type(e).__name__}: {msg} "
-              "(set VF_JAX_DEBUG=1 for details)", file=sys.stderr)
-        return 1
+    return run_guarded(f"{PROG} build", lambda: _build(args),
+                       interrupted="interrupted; run the same command again to finish")
+
+
+def _build(args) -> int:
+    from vf_jax.data import build
+    log = build.build(args.kind, args.data_dir, args.src, simulate=args.simulate,
+                      seed=args.seed, validation_fraction=args.validation_fraction,
+                      overwrite=args.overwrite, quiet=args.quiet)
     counts = ", ".join(f"{n} {s}" for s, n in log["examples"].items())
     extra = []
     if log.get("skipped"):
