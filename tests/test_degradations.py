@@ -120,6 +120,36 @@ def test_reverberation_equals_fftconvolve():
     assert np.max(np.abs(ours)) == pytest.approx(0.98, abs=1e-6)
 
 
+@pytest.mark.parametrize("params", [(0.5, 0.5, 0.5), (1.0, 0.0, 1.0), (0.2, 1.0, 0.3)])
+def test_freeverb_matches_its_recursions(params):
+    """Freeverb's combs and allpasses run as the recursions they are
+    (``scipy.signal.lfilter``, float64) on an impulse."""
+    reverberance, damping, room_scale = params
+    feedback, damp = 0.7 + 0.28 * reverberance, 0.4 * damping
+    scale = 0.1 + 0.9 * room_scale
+    n = 40_000
+    impulse = np.zeros(n)
+    impulse[0] = deg.FREEVERB_INPUT_GAIN
+    combs = np.zeros(n)
+    for tuning in deg.FREEVERB_COMBS:
+        d = int(round(tuning * scale))
+        b = np.zeros(d + 2)
+        b[d:] = [1.0, -damp]
+        a = np.zeros(d + 1)
+        a[:2] = [1.0, -damp]
+        a[d] -= feedback * (1 - damp)
+        combs += sps.lfilter(b, a, impulse)
+    out = combs
+    for tuning in deg.FREEVERB_ALLPASSES:
+        d = int(round(tuning * scale))
+        g = deg.FREEVERB_ALLPASS_FEEDBACK
+        b, a = np.zeros(d + 1), np.zeros(d + 1)
+        b[0], b[d], a[0], a[d] = -1.0, 1.0 + g, 1.0, -g
+        out = sps.lfilter(b, a, out)
+    ours = np.asarray(deg.freeverb_impulse_response(*params))[:n]
+    assert np.max(np.abs(ours - out)) < 1e-3 * np.max(np.abs(out))
+
+
 @pytest.mark.parametrize("level", ["mean_abs", "rms"])
 def test_noise_reaches_target_snr(level):
     rng = np.random.default_rng(3)
@@ -163,12 +193,13 @@ def test_effect_frequencies_follow_the_config():
     """Over 10 000 keys each effect's frequency is within 3 standard errors of
     its probability (the noise's band limit: 0.5 of the band-limited ones)."""
     config = deg.gsr_config()
-    config.quantise.prob = 0.1          # an off-by-default effect, switched on
+    config.quantise.prob = 0.1          # off-by-default effects, switched on
+    config.freeverb.prob = 0.05
     n = 10_000
     params = jax.jit(jax.vmap(lambda k: deg.sample_gsr(k, config)))(
         jax.random.split(jax.random.PRNGKey(0), n))
     expected = {"speech_lowpass_on": 0.25, "clip_on": 0.2, "reverb_on": 0.3,
-                "band_limit_on": 1.0, "noise_on": 1.0, "quantise_on": 0.1, "highpass_on": 0.0,
+                "band_limit_on": 1.0, "noise_on": 1.0, "quantise_on": 0.1, "freeverb_on": 0.05, "highpass_on": 0.0,
                 "speech_second_resample": 0.5, "noise_band_limit": 0.5}
     for name, p in expected.items():
         freq = float(np.mean(np.asarray(params[name])))
@@ -223,3 +254,22 @@ def test_presets_isolate_one_degradation():
     noisy, target = deg.apply_gsr(deg.sample_gsr(key, deg.preset("derev")), x, noise, rir,
                                   deg.preset("derev"))
     np.testing.assert_allclose(np.asarray(noisy), np.asarray(target), atol=1e-6)
+
+
+def test_every_effect_switched_on_runs_batched():
+    """The off-by-default effects compose too: certain, under jit and vmap."""
+    config = deg.gsr_config()
+    for name in ("speech_lowpass", "clip", "reverb", "freeverb", "quantise", "highpass",
+                 "treble", "bass", "fade"):
+        getattr(config, name).prob = 1.0
+    config.noise.prob = 0.0             # so that the fades show at the ends
+    speech = jnp.asarray(np.stack([speech_like(seed=s) for s in range(2)]))
+    rir = jnp.zeros((2, 1000)).at[:, 0].set(1.0)
+    keys = jax.random.split(jax.random.PRNGKey(1), 2)
+    noisy, target = deg.gsr_degrader(config)(keys, speech, 0.1 * speech[::-1], rir)
+    params = jax.vmap(lambda k: deg.sample_gsr(k, config))(keys)
+    assert all(bool(np.all(params[f"{n}_on"])) for n in ("freeverb", "fade", "bass"))
+    assert np.all(np.isfinite(np.asarray(noisy)))
+    assert np.all(np.max(np.abs(np.asarray(noisy)), axis=1) <= 1.0 + 1e-6)
+    # Faded at both ends, so the degraded signal starts and ends near silence.
+    assert np.all(np.abs(np.asarray(noisy))[:, :10].max(axis=1) < 0.05)

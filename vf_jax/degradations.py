@@ -18,6 +18,9 @@ training code, ``voicefixer_main``: ``tools/dsp/lowpass.py``,
   the cut-off (2048/441 STFT). Speech gets a second "stft" pass with
   probability 0.5; noise is band-limited with probability 0.5 (same draw), and
   then gets the second pass with probability 1/3.
+- off by default (defined in the original, off in the paper's
+  configuration): high-pass U[500, 2000] Hz, bass/treble shelves, Freeverb,
+  fade, quantisation to 4-10 bits.
 - before that, on the speech: a sox-style two-pole low-pass (p 0.25, cut-off
   U[4000, 22000] Hz), clipping at ``peak / U[1, 11]`` (p 0.2), and
   reverberation by a room impulse response (p 0.3; full convolution, the first
@@ -213,6 +216,68 @@ def apply_biquad(x, kind: str, freq, gain_db=0.0):
 
 # ------------------------------------------------------------ effects ---
 
+# ----------------------------------------------------------- freeverb ---
+
+# Jezar's public-domain Freeverb at 44.1 kHz: eight damped feedback combs in
+# parallel, then four Schroeder allpasses in series (the design sox's
+# ``reverb`` follows). Tunings in samples.
+FREEVERB_COMBS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)
+FREEVERB_ALLPASSES = (556, 441, 341, 225)
+FREEVERB_ALLPASS_FEEDBACK = 0.5
+FREEVERB_INPUT_GAIN = 0.015
+FREEVERB_IR_SAMPLES = 1 << 16        # 1.49 s of tail kept
+_FREEVERB_GRID = 1 << 17
+
+
+def freeverb_impulse_response(reverberance, damping, room_scale):
+    """Freeverb's impulse response ``(FREEVERB_IR_SAMPLES,)`` (wet part only).
+
+    ``reverberance``, ``damping`` and ``room_scale`` in [0, 1] (sox's
+    percentages / 100): comb feedback ``0.7 + 0.28 reverberance``, damping
+    ``0.4 damping``, delays scaled by ``0.1 + 0.9 room_scale`` (sox's room
+    scale; delays rounded to samples). Every block is linear, so the response
+    is evaluated in closed form on the circle ``|z| = rho``: the inverse FFT
+    then holds ``h[n] rho^-n``, whose wrap-around (a tail longer than the grid)
+    is attenuated 60 dB, and multiplying back by ``rho^n`` restores ``h``.
+    """
+    n = _FREEVERB_GRID
+    rho = 10.0 ** (3.0 / n)                               # rho^-n = 1e-3
+    bins = jnp.arange(n // 2 + 1, dtype=jnp.int32)
+
+    def z_power(delay):
+        """``z^-delay`` on the circle; the phase from ``bin * delay mod n`` in
+        integers, exact however long the delay (float32 would lose it)."""
+        turns = (bins * delay.astype(jnp.int32)) % n
+        phase = -2 * jnp.pi * turns.astype(jnp.float32) / n
+        return jnp.exp(1j * phase) * rho ** (-delay.astype(jnp.float32))
+
+    feedback = 0.7 + 0.28 * reverberance
+    damp = 0.4 * damping
+    scale = 0.1 + 0.9 * room_scale
+    lowpass = (1 - damp) / (1 - damp * z_power(jnp.asarray(1.0)))   # the combs' damping
+    total = jnp.zeros(n // 2 + 1, jnp.complex64)
+    for delay in FREEVERB_COMBS:
+        zd = z_power(jnp.round(delay * scale))
+        total = total + zd / (1 - feedback * lowpass * zd)
+    for delay in FREEVERB_ALLPASSES:
+        zd = z_power(jnp.round(delay * scale))
+        total = total * (-1 + zd / (1 - FREEVERB_ALLPASS_FEEDBACK * zd))
+    ir = jnp.fft.irfft(FREEVERB_INPUT_GAIN * total, n)[:FREEVERB_IR_SAMPLES]
+    ir = ir * jnp.asarray(rho ** np.arange(FREEVERB_IR_SAMPLES), jnp.float32)
+    fade = np.ones(FREEVERB_IR_SAMPLES, np.float32)
+    fade[-2048:] = np.cos(0.5 * np.pi * np.arange(2048) / 2048) ** 2
+    return (ir * fade).astype(jnp.float32)
+
+
+def freeverb(x, reverberance, damping, room_scale, wet):
+    """``(1 - wet) x + wet * (x * freeverb response)``, first ``len(x)`` samples."""
+    ir = freeverb_impulse_response(reverberance, damping, room_scale)
+    length = x.shape[-1]
+    n_fft = scipy.fft.next_fast_len(length + FREEVERB_IR_SAMPLES - 1, real=True)
+    reverb = jnp.fft.irfft(jnp.fft.rfft(x, n_fft) * jnp.fft.rfft(ir, n_fft), n_fft)[:length]
+    return ((1 - wet) * x + wet * reverb).astype(x.dtype)
+
+
 def peak(x):
     return jnp.max(jnp.abs(x))
 
@@ -324,6 +389,9 @@ def gsr_config() -> ml_collections.ConfigDict:
     c.treble = dict(prob=0.0, gain_db=(-10.0, 10.0), freq=3000.0)
     c.bass = dict(prob=0.0, gain_db=(-10.0, 10.0), freq=100.0)
     c.fade = dict(prob=0.0, fade_in=(0.0, 0.3), fade_out=(0.0, 0.3))
+    # The facts give no ranges for these; ours, in sox's terms / 100.
+    c.freeverb = dict(prob=0.0, reverberance=(0.2, 1.0), damping=(0.0, 1.0),
+                      room_scale=(0.2, 1.0), wet=(0.2, 0.8))
     c.quantise = dict(prob=0.0, bits=(4, 11))
     return c
 
@@ -349,10 +417,10 @@ def sample_gsr(key, config: ml_collections.ConfigDict) -> dict:
     """Draw one example's degradation parameters: flags (``bool``) saying
     which effects apply and their values. ``jax.vmap`` over keys for a batch."""
     names = ("speech_lowpass", "clip", "reverb", "band_limit", "noise", "highpass",
-             "treble", "bass", "fade", "quantise")
+             "treble", "bass", "fade", "quantise", "freeverb")
     keys = dict(zip(names + ("params",), jax.random.split(key, len(names) + 1)))
     p = {f"{n}_on": jax.random.uniform(keys[n]) < getattr(config, n).prob for n in names}
-    k = iter(jax.random.split(keys["params"], 16))
+    k = iter(jax.random.split(keys["params"], 20))
     u = lambda rng: jax.random.uniform(next(k), minval=rng[0], maxval=rng[1])
     bl = config.band_limit
     p["speech_lowpass_cutoff"] = u(config.speech_lowpass.cutoff)
@@ -371,6 +439,8 @@ def sample_gsr(key, config: ml_collections.ConfigDict) -> dict:
     p["bass_gain_db"] = u(config.bass.gain_db)
     p["fade_in"] = u(config.fade.fade_in)
     p["fade_out"] = u(config.fade.fade_out)
+    for name in ("reverberance", "damping", "room_scale", "wet"):
+        p[f"freeverb_{name}"] = u(getattr(config.freeverb, name))
     p["bits"] = jax.random.randint(next(k), (), config.quantise.bits[0], config.quantise.bits[1])
     return p
 
@@ -398,6 +468,9 @@ def apply_gsr(params: dict, speech, noise, rir, config: ml_collections.ConfigDic
     x = maybe("bass", lambda v: apply_biquad(v, "bass", config.bass.freq, p["bass_gain_db"]), x)
     x = maybe("clip", lambda v: clip(v, p["clip_ratio"]), x)
     x = maybe("reverb", lambda v: reverberate(v, rir), x)
+    x = maybe("freeverb", lambda v: freeverb(v, p["freeverb_reverberance"],
+                                             p["freeverb_damping"], p["freeverb_room_scale"],
+                                             p["freeverb_wet"]), x)
     x = maybe("quantise", lambda v: quantise(v, p["bits"]), x)
     n = noise
     if config.band_limit.prob > 0:
