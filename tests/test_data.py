@@ -198,3 +198,49 @@ def test_loader_shards_hosts_disjointly(data_dir):
     assert seen[0] and seen[1] and not seen[0] & seen[1]
     # Equal shards: the remainder of an uneven split is dropped.
     assert len(seen[0]) == len(seen[1]) == len(src.speech) // 2
+
+
+def test_speech_from_a_prepared_tfds_dataset(tmp_path):
+    """``--src tfds:NAME``: a catalogue-style dataset (VCTK's features: 48 kHz
+    int16 ``speech``, class-label ``speaker``, ``id``) becomes gsr_speech."""
+    import tensorflow_datasets as tfds
+
+    class FakeCatalogueVctk(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        @tfds.core.utils.classproperty
+        @classmethod
+        def _checksums_path(cls):
+            return None
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "id": np.str_,
+                "speech": tfds.features.Tensor(shape=(None,), dtype=np.int16),
+                "speaker": tfds.features.ClassLabel(names=["p225", "p226", "p227"])}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples()}
+
+        def _generate_examples(self):
+            for i in range(6):
+                x = speech_like(0.5, seed=i)
+                x48 = np.interp(np.arange(24000) * SR / 48000, np.arange(len(x)), x)
+                yield f"k{i}", {"id": f"p22{5 + i % 3}_{i:03d}",
+                                "speech": (x48 * 32767).astype(np.int16), "speaker": i % 3}
+
+    catalogue = tmp_path / "catalogue"
+    FakeCatalogueVctk(data_dir=str(catalogue), file_format="array_record").download_and_prepare()
+    out = tmp_path / "out"
+    assert data_main(["build", "speech", "--src", "tfds:fake_catalogue_vctk", "--data-dir",
+                      str(out), "--quiet", "--src-data-dir", str(catalogue)]) == 1   # no rate
+    assert data_main(["build", "speech", "--src", "tfds:fake_catalogue_vctk", "--data-dir",
+                      str(out), "--src-data-dir", str(catalogue), "--src-rate", "48000",
+                      "--validation-fraction", "0.34", "--quiet"]) == 0
+    train = builders.data_source("speech", str(out), "train")
+    validation = builders.data_source("speech", str(out), "validation")
+    assert len(train) + len(validation) == 6 and len(validation) == 2
+    rec = train[0]
+    assert rec["speaker"].decode() in {"p225", "p226", "p227"}
+    assert rec["utterance"].decode().startswith(rec["speaker"].decode())
+    assert abs(len(rec["audio"]) - SR // 2) <= 1            # 48 kHz -> 44.1 kHz

@@ -15,8 +15,13 @@ def main(argv=None) -> int:
     b = sub.add_parser("build", help="build one dataset from a local folder")
     b.add_argument("kind", choices=("speech", "noise", "rir", "testset"))
     b.add_argument("--src", default=None,
-                   help="source folder (speech: VCTK's layout or any tree of wav/flac; "
+                   help="source folder (speech: VCTK's layout or any tree of wav/flac, or "
+                        "tfds:NAME[:SPLIT] for a prepared TFDS dataset such as tfds:vctk; "
                         "testset: the unpacked GSR test sets)")
+    b.add_argument("--src-data-dir", default=None,
+                   help="TFDS data folder of a tfds: source (default: TFDS's)")
+    b.add_argument("--src-rate", type=int, default=None,
+                   help="sample rate of a tfds: source that does not record it")
     b.add_argument("--data-dir", required=True, help="TFDS data folder to write")
     b.add_argument("--simulate", type=int, default=0,
                    help="rir: simulate N rooms with pyroomacoustics instead of --src")
@@ -37,7 +42,8 @@ def _build(args) -> int:
     from vf_jax.data import build
     log = build.build(args.kind, args.data_dir, args.src, simulate=args.simulate,
                       seed=args.seed, validation_fraction=args.validation_fraction,
-                      overwrite=args.overwrite, quiet=args.quiet)
+                      overwrite=args.overwrite, quiet=args.quiet,
+                      src_data_dir=args.src_data_dir, src_rate=args.src_rate)
     counts = ", ".join(f"{n} {s}" for s, n in log["examples"].items())
     extra = []
     if log.get("skipped"):

@@ -31,8 +31,14 @@ def _progress(items, desc: str, quiet: bool):
 
 def build(kind: str, data_dir: str, src: str | None = None, *, simulate: int = 0,
           seed: int = 0, validation_fraction: float = 0.05, overwrite: bool = False,
-          quiet: bool = False) -> dict:
-    """Build dataset ``kind`` into ``data_dir``; returns the build log."""
+          quiet: bool = False, src_data_dir: str | None = None,
+          src_rate: int | None = None) -> dict:
+    """Build dataset ``kind`` into ``data_dir``; returns the build log.
+
+    ``src``: a folder, or for speech ``tfds:NAME[:SPLIT]``, a prepared TFDS
+    dataset such as the catalogue's ``vctk`` (in ``src_data_dir``; rate
+    ``src_rate`` if the dataset does not record it).
+    """
     if kind not in builders.BUILDERS:
         raise UserError(f"unknown dataset {kind!r}; one of {sorted(builders.BUILDERS)}")
     name = builders.dataset_name(kind)
@@ -53,15 +59,18 @@ def build(kind: str, data_dir: str, src: str | None = None, *, simulate: int = 0
     if simulating:
         splits, log = _simulated_rirs(simulate, seed, staging_dir, log, quiet)
     else:
-        scan = {"speech": sources.scan_speech, "noise": sources.scan_files,
-                "rir": sources.scan_files}.get(kind)
-        if scan is not None:
-            items, unpaired = scan(src), []
-        else:
-            items, unpaired = sources.scan_testset(src)
-        log["unpaired"] = unpaired
         staging = sources.Staging(staging_dir, src)
-        staged = {}
+        if kind == "speech" and src.startswith("tfds:"):
+            staged = _stage_tfds(src[len("tfds:"):], staging, src_data_dir, src_rate, quiet)
+            items, log["unpaired"] = [], []
+        else:
+            scan = {"speech": sources.scan_speech, "noise": sources.scan_files,
+                    "rir": sources.scan_files}.get(kind)
+            if scan is not None:
+                items, log["unpaired"] = scan(src), []
+            else:
+                items, log["unpaired"] = sources.scan_testset(src)
+            staged = {}
         for item in _progress(items, f"reading {name}", quiet):
             paths = [staging.prepare(item.path)]
             if kind == "testset":
@@ -84,6 +93,26 @@ def build(kind: str, data_dir: str, src: str | None = None, *, simulate: int = 0
     with open(os.path.join(data_dir, f"{name}_build_log.json"), "w") as f:
         json.dump(log, f, indent=1)
     return log
+
+
+def _stage_tfds(spec: str, staging, data_dir, rate, quiet: bool) -> dict:
+    """Stage the records of a TFDS speech dataset; ``{key: (Item, [path])}``."""
+    records, read, meta = sources.open_tfds_speech(spec, data_dir, rate)
+    name = spec.partition(":")[0]
+    staged = {}
+    for index in _progress(range(len(records)), f"reading {spec}", quiet):
+        rel = f"{spec}/{index}"
+        note = staging.note(rel)
+        if note is None:                       # not staged in an earlier run
+            record = records[index]
+            path = staging.prepare(rel, read=lambda: read(record), meta=meta(record, index))
+            info = staging.note(rel)["meta"]
+        else:
+            path, info = staging.prepare(rel), note["meta"]
+        if path is not None:
+            key = f"{name}/{info['speaker']}/{info['utterance']}"
+            staged[key] = (sources.Item(key, rel, info["speaker"]), [path])
+    return staged
 
 
 def _remove_empty_tree(path: str) -> None:

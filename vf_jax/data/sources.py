@@ -121,6 +121,57 @@ def scan_testset(src: str) -> tuple[list[Item], list[str]]:
     return items, unpaired
 
 
+def open_tfds_speech(spec: str, data_dir: str | None = None, sample_rate: int | None = None):
+    """A prepared TFDS speech dataset as a source, e.g. the catalogue's ``vctk``
+    (48 kHz; preparing it needs TensorFlow and the download, in the
+    array_record format: ``tfds.builder("vctk").download_and_prepare(
+    file_format="array_record")``). ``spec`` is ``NAME`` or ``NAME:SPLIT``.
+
+    Returns ``(records, read, meta)``: ``records`` random access,
+    ``read(record)`` -> ``(audio (samples, 1) float32, rate)``, ``meta(record,
+    index)`` -> ``{"speaker", "utterance"}``. The audio is the ``speech`` or
+    ``audio`` feature (int16 or float); the rate its ``sample_rate`` or
+    ``sample_rate`` given here; the speaker the ``speaker`` feature (class
+    label or text); the utterance its ``id``, else the record index.
+    """
+    import tensorflow_datasets as tfds
+    name, _, split = spec.partition(":")
+    try:
+        records = tfds.data_source(name, data_dir=data_dir, split=split or "train")
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"cannot open TFDS dataset {spec!r} (prepared in the array_record "
+                        f"format?): {first}") from None
+    features = records.dataset_info.features
+    audio_key = next((k for k in ("speech", "audio") if k in features), None)
+    if audio_key is None:
+        raise UserError(f"TFDS dataset {name!r} has no 'speech' or 'audio' feature")
+    rate = getattr(features[audio_key], "sample_rate", None) or sample_rate
+    if not rate:
+        raise UserError(f"TFDS dataset {name!r} does not record its sample rate; "
+                        "give --src-rate")
+    speaker = features["speaker"] if "speaker" in features else None
+
+    def read(record):
+        audio = np.asarray(record[audio_key])
+        scale = 32768.0 if audio.dtype == np.int16 else 1.0
+        audio = audio.astype(np.float32).reshape(len(audio), -1) / scale
+        if audio.size == 0:
+            raise UserError("no samples")
+        return audio, int(rate)
+
+    def text(value):
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def meta(record, index):
+        who = record.get("speaker", "unknown")
+        if speaker is not None and hasattr(speaker, "int2str"):
+            who = speaker.int2str(int(who))
+        return {"speaker": text(who), "utterance": text(record.get("id", index))}
+
+    return records, read, meta
+
+
 # -------------------------------------------------------------- staging ---
 
 class Staging:
@@ -141,13 +192,16 @@ class Staging:
         name = hashlib.sha256(rel.encode()).hexdigest()[:24]
         return os.path.join(self.folder, name + ".npy"), os.path.join(self.folder, name + ".json")
 
-    def prepare(self, rel: str) -> str | None:
+    def prepare(self, rel: str, read=None, meta: dict | None = None) -> str | None:
+        """Stage ``rel`` (a file under the source folder, or any name with
+        ``read() -> (audio (samples, channels), rate)``); ``meta`` is kept
+        with it (:meth:`meta`). Returns the staged array's path, or None."""
         array_path, note_path = self._paths(rel)
         if os.path.exists(note_path):                 # done in an earlier run
-            with open(note_path) as f:
-                note = json.load(f)
+            note = self.note(rel)
         else:
-            note = self._convert(rel, array_path)
+            note = self._convert(rel, array_path, read)
+            note["meta"] = meta or {}
             tmp = note_path + ".tmp"
             with open(tmp, "w") as f:
                 json.dump(note, f)
@@ -159,9 +213,20 @@ class Staging:
             return None
         return array_path
 
-    def _convert(self, rel: str, array_path: str) -> dict:
+    def note(self, rel: str) -> dict | None:
+        """What an earlier run recorded for ``rel`` (None: not staged yet)."""
+        note_path = self._paths(rel)[1]
+        if not os.path.exists(note_path):
+            return None
+        with open(note_path) as f:
+            return json.load(f)
+
+    def _convert(self, rel: str, array_path: str, read=None) -> dict:
         try:
-            data, sr = audio_io.read_audio(os.path.join(self.src, rel))
+            if read is None:
+                data, sr = audio_io.read_audio(os.path.join(self.src, rel))
+            else:
+                data, sr = read()
         except UserError as e:
             return {"skipped": str(e).replace(os.path.join(self.src, ""), "")}
         note = {"mixed_down": data.shape[1] > 1}
