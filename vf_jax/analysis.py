@@ -1,8 +1,15 @@
-"""The released two-stage analysis model (``vf.ckpt``).
+"""Analysis networks: degraded linear mel ``(B, T, mels)`` -> restored log10 mel.
 
-A BiGRU denoiser predicts a sigmoid mask on the degraded linear mel; a 2-channel
-ResUNet on ``[log10 M, log10 (mask * M)]`` predicts a log10 residual added to the
-denoised log-mel (facts: "The released checkpoint", "Released denoiser").
+- :class:`ReleasedAnalysis`, the released two-stage model (``vf.ckpt``): a
+  BiGRU denoiser predicts a sigmoid mask on the degraded linear mel; a
+  2-channel ResUNet on ``[log10 M, log10 (mask * M)]`` predicts a log10
+  residual added to the denoised log-mel (facts: "The released checkpoint",
+  "Released denoiser").
+- The paper's three (facts: "The paper's VoiceFixer", "Paper variants"), one
+  network on ``log10 M`` predicting the log10 residual, i.e. a multiplicative
+  mask: :class:`VFUNet`, :class:`VFBiGRU`, :class:`VFDNN`.
+
+All share one interface: ``(mel, train_bn, deterministic, valid)``.
 """
 
 from __future__ import annotations
@@ -65,3 +72,50 @@ class ReleasedAnalysis(nn.Module):
         unet_in = mask_frames(unet_in, valid)
         residual = ResUNet(name="unet")(unet_in, train_bn, valid)
         return residual + log_clean
+
+
+class VFUNet(nn.Module):
+    """VF-UNet: the ResUNet on the 1-channel log-mel, log10 residual."""
+    n_mels: int = 128
+
+    @nn.compact
+    def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
+                 valid=None):
+        log_mel = mel_lib.to_log(mel)
+        residual = ResUNet(name="unet")(mask_frames(log_mel, valid)[..., None], train_bn, valid)
+        return residual + log_mel
+
+
+class VFBiGRU(nn.Module):
+    """VF-BiGRU: BN -> Linear 128->256 -> BN_GRU(256, 2 bidirectional layers)
+    -> ReLU -> Linear 512->256 -> ReLU -> Linear 256->128; log10 residual."""
+    n_mels: int = 128
+    hidden: int = 256
+
+    @nn.compact
+    def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
+                 valid=None):
+        log_mel = mel_lib.to_log(mel)
+        x = ScalarBatchNorm(name="bn_in")(log_mel, train_bn)
+        x = nn.Dense(2 * self.n_mels, name="dense_in")(x)
+        x = nn.relu(BNGRU(self.hidden, name="gru")(x, train_bn, valid))
+        x = nn.relu(nn.Dense(2 * self.n_mels, name="dense_mid")(x))
+        return nn.Dense(self.n_mels, name="dense_out")(x) + log_mel
+
+
+class VFDNN(nn.Module):
+    """VF-DNN: Linear 128->256->512->1024->512->256 (ReLU, then a scalar BN
+    after each of the first four), then Linear 256->128; log10 residual."""
+    n_mels: int = 128
+    widths: tuple = (2, 4, 8, 4, 2)
+
+    @nn.compact
+    def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
+                 valid=None):
+        log_mel = mel_lib.to_log(mel)
+        x = log_mel
+        for i, w in enumerate(self.widths):
+            x = nn.relu(nn.Dense(w * self.n_mels, name=f"dense{i}")(x))
+            if i < len(self.widths) - 1:
+                x = ScalarBatchNorm(name=f"bn{i}")(x, train_bn)
+        return nn.Dense(self.n_mels, name="dense_out")(x) + log_mel

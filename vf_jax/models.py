@@ -7,10 +7,11 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from vf_jax.analysis import ReleasedAnalysis
+from vf_jax.analysis import ReleasedAnalysis, VFBiGRU, VFDNN, VFUNet
 from vf_jax.vocoder import TFGANGenerator
 
-ANALYSIS_KINDS = {"released": ReleasedAnalysis}
+ANALYSIS_KINDS = {"released": ReleasedAnalysis, "unet": VFUNet, "bigru": VFBiGRU,
+                  "dnn": VFDNN}
 
 
 def analysis_module(kind: str = "released"):

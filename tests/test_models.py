@@ -1,0 +1,61 @@
+"""The paper's analysis networks: sizes from the facts, shapes, residual form."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vf_jax import models
+
+
+def count(tree):
+    return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(tree))
+
+
+def gru_params(inp, hidden, layers=2):
+    """PyTorch's bidirectional GRU: per direction 3H(in + H) weights, two 3H biases."""
+    total = 0
+    for layer in range(layers):
+        width = inp if layer == 0 else 2 * hidden
+        total += 2 * (3 * hidden * (width + hidden) + 2 * 3 * hidden)
+    return total
+
+
+def dense(i, o):
+    return i * o + o
+
+
+EXPECTED = {
+    # Facts: "ResUNet with 1 input channel 65,152,867".
+    "unet": 65_152_867,
+    # Facts: VF-BiGRU ~2.17 M: BN2d(1), Linear 128->256, BN_GRU(256), 512->256, 256->128.
+    "bigru": 2 + dense(128, 256) + 2 + gru_params(256, 256) + dense(512, 256) + dense(256, 128),
+    # Facts: VF-DNN ~1.38 M: six Linear layers, four BN2d(1).
+    "dnn": (dense(128, 256) + dense(256, 512) + dense(512, 1024) + dense(1024, 512)
+            + dense(512, 256) + dense(256, 128) + 4 * 2),
+}
+
+
+@pytest.mark.parametrize("kind", ["unet", "bigru", "dnn"])
+def test_parameter_counts(kind):
+    params = models.analysis_template(kind)["params"]
+    assert count(params) == EXPECTED[kind]
+    assert EXPECTED["bigru"] == pytest.approx(2.17e6, rel=0.01)
+    assert EXPECTED["dnn"] == pytest.approx(1.38e6, rel=0.01)
+
+
+@pytest.mark.parametrize("kind", ["bigru", "dnn"])
+def test_zero_output_layer_is_identity_in_the_log_domain(kind):
+    """The residual form: with the last layer zeroed, the output is log10 M."""
+    model = models.analysis_module(kind)
+    mel = jnp.asarray(np.random.default_rng(0).uniform(1e-4, 10, (2, 50, 128)), jnp.float32)
+    variables = model.init(jax.random.PRNGKey(0), mel)
+    params = jax.tree_util.tree_map(lambda x: x, variables["params"])
+    params["dense_out"] = jax.tree_util.tree_map(jnp.zeros_like, params["dense_out"])
+    out = model.apply(dict(variables, params=params), mel)
+    np.testing.assert_allclose(out, np.log10(np.asarray(mel)), rtol=1e-6, atol=1e-6)
+    # Frames are independent in the DNN; the BiGRU mixes them.
+    full = model.apply(variables, mel)
+    first = model.apply(variables, mel[:, :25])
+    same = np.allclose(full[:, :25], first, atol=1e-5)
+    assert same == (kind == "dnn")
