@@ -14,6 +14,7 @@ past ``valid`` in the output are to be ignored.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import flax.linen as nn
@@ -31,6 +32,21 @@ def mask_frames(x, valid):
     return x * keep.reshape(keep.shape + (1,) * (x.ndim - 2)).astype(x.dtype)
 
 
+_BATCH_AXES: list = [None]
+
+
+@contextlib.contextmanager
+def batch_axis(name):
+    """BatchNorm layers built inside use statistics over the mapped axis
+    ``name`` too (``jax.pmap``): the global batch, as synchronised BatchNorm.
+    Under ``jax.jit`` with a sharded batch this is automatic."""
+    _BATCH_AXES.append(name)
+    try:
+        yield
+    finally:
+        _BATCH_AXES.pop()
+
+
 def torch_momentum(momentum: float) -> float:
     """PyTorch's BatchNorm momentum (weight of the new batch) as Flax's."""
     return 1.0 - momentum
@@ -45,7 +61,7 @@ def batch_norm(train_bn: bool, momentum: float = 0.1, name: str | None = None):
     """
     return nn.BatchNorm(use_running_average=not train_bn,
                         momentum=torch_momentum(momentum), epsilon=1e-5,
-                        use_fast_variance=False, name=name)
+                        use_fast_variance=False, axis_name=_BATCH_AXES[-1], name=name)
 
 
 class ScalarBatchNorm(nn.Module):

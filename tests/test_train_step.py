@@ -1,0 +1,125 @@
+"""The analysis training step: schedule, loss, learning, data parallelism."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from test_degradations import speech_like
+from vf_jax import train_step as ts
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SR = 44100
+
+
+def small_config(model: str, crop_seconds: float = 0.5):
+    sys.path.insert(0, ROOT)
+    from configs.common import analysis_config
+    c = analysis_config(model)
+    c.crop_seconds = crop_seconds
+    c.learning_rate, c.warmup_steps = 1e-3, 1
+    return c
+
+
+def fixed_batch(n: int, crop_seconds: float = 0.5, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    crop = int(crop_seconds * SR)
+    speech = np.stack([speech_like(crop_seconds, seed=seed + i) for i in range(n)])
+    lengths = np.full(n, crop, np.int32)
+    lengths[-1] = crop // 2                      # one short clip, zero-padded
+    speech[-1, crop // 2:] = 0
+    return {"speech": speech, "speech_length": lengths,
+            "noise": rng.standard_normal((n, crop)).astype(np.float32),
+            "rir": np.pad(np.exp(-np.arange(2000) / 300.0)[None] *
+                          rng.standard_normal((n, 2000)), ((0, 0), (0, 0))).astype(np.float32)}
+
+
+def test_learning_rate_schedule_closed_form():
+    c = small_config("dnn")
+    c.learning_rate, c.warmup_steps = 5e-4, 100
+    lr = ts.learning_rate(c)
+    for step, expected in [(0, 0.0), (50, 2.5e-4), (100, 5e-4), (101, 5e-4),
+                           (39_999, 5e-4), (40_000, 4.5e-4), (80_000, 4.05e-4)]:
+        assert float(lr(step)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_loss_counts_only_valid_frames():
+    rng = np.random.default_rng(1)
+    restored = jnp.asarray(rng.normal(size=(2, 10, 128)), jnp.float32)
+    clean = jnp.asarray(rng.uniform(0.1, 2, size=(2, 10, 128)), jnp.float32)
+    valid = jnp.asarray([10, 4])
+    total, count = ts.mel_loss_sum(restored, clean, valid)
+    diff = np.abs(np.asarray(restored) - np.log10(np.asarray(clean)))
+    expected = (diff[0].sum() + diff[1, :4].sum()) / (14 * 128)
+    assert float(total / count) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("model", ["dnn", "bigru", "unet"])
+def test_each_architecture_learns_a_fixed_set(model):
+    """Same examples and degradations every step: the loss falls."""
+    config = small_config(model)
+    config.batch_size_per_device = 4
+    mesh = ts.make_mesh(jax.devices()[:1])
+    step = ts.jit_step(config, mesh)
+    state = ts.init_state(config, jax.random.PRNGKey(0))
+    batch = ts.global_batch(fixed_batch(4), mesh)
+    fixed_rng = jax.random.PRNGKey(42)
+    losses = []
+    for _ in range(12):
+        state, metrics = step(state.replace(rng=jnp.array(fixed_rng)), batch)
+        losses.append(float(metrics["loss"]))
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-3:]) < 0.8 * losses[0], losses
+
+
+def test_data_parallel_steps_match_one_device():
+    """With 8 simulated CPU devices the jit-sharded and the pmap steps give the
+    parameters one device gives on the same global batch."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        import jax
+        jax.config.update("jax_num_cpu_devices", 8)
+        sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, "tests")!r}]
+        import numpy as np
+        from test_train_step import small_config, fixed_batch
+        from vf_jax import train_step as ts
+        config = small_config("bigru")
+        batch = fixed_batch(8)
+        init = ts.init_state(config, jax.random.PRNGKey(0))
+        def run(devices):
+            mesh = ts.make_mesh(jax.devices()[:devices])
+            step = ts.jit_step(config, mesh)
+            state = jax.tree_util.tree_map(lambda x: x.copy(), init)
+            for _ in range(3):
+                state, m = step(state, ts.global_batch(batch, mesh))
+            return state, float(m["loss"])
+        one, loss_one = run(1)
+        eight, loss_eight = run(8)
+        pstep = ts.pmap_step(config)
+        state = ts.replicate(init)
+        local = {{k: v.reshape(8, 1, *v.shape[1:]) for k, v in batch.items()}}
+        for _ in range(3):
+            state, m = pstep(state, local)
+        pm = jax.tree_util.tree_map(lambda x: x[0], state)
+        diff = lambda a, b: max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+                                for x, y in zip(jax.tree_util.tree_leaves(a),
+                                                jax.tree_util.tree_leaves(b)))
+        print(json.dumps({{"devices": len(jax.devices()),
+                          "jit8": diff(one.params, eight.params),
+                          "pmap": diff(one.params, pm.params),
+                          "stats_pmap": diff(one.batch_stats, pm.batch_stats),
+                          "loss": [loss_one, loss_eight, float(m["loss"][0])]}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 8
+    assert result["jit8"] < 1e-5 and result["pmap"] < 1e-5 and result["stats_pmap"] < 1e-5, result
+    assert max(result["loss"]) - min(result["loss"]) < 1e-5

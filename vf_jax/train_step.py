@@ -1,0 +1,195 @@
+"""Training the analysis networks: state, optimiser, loss and the update step.
+
+One step function serves every way of running it: ``jax.jit`` over a device
+mesh with the batch sharded (:func:`jit_step`), or ``jax.pmap``
+(:func:`pmap_step`). Inside it, on device: the GSR degradations of the raw
+batch (:mod:`vf_jax.degradations`), the mel front end of the degraded input and
+of the clean target, the network, the loss and the optimiser update.
+
+Facts ("Training"): Adam with AMSGrad, betas (0.5, 0.999), learning rate
+5e-4 with a linear warm-up over 100 steps, then x0.9 every 40k steps; loss the
+mean L1 between the restored and the clean log10 mel ("The paper's
+VoiceFixer"), or the L1 on linear mel magnitudes (the paper's text) by choice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from vf_jax import degradations, layers
+from vf_jax import mel as mel_lib
+from vf_jax import models
+
+FRONT_END = mel_lib.FRONT_ENDS[44100]
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    rng: jax.Array
+
+
+def learning_rate(config: ml_collections.ConfigDict):
+    """``lr * step / warmup`` up to ``warmup``, then ``lr * decay ** (step // every)``
+    (the original's ``get_lr_lambda``)."""
+    base, warmup = config.learning_rate, max(config.warmup_steps, 1)
+    decay, every = config.lr_decay, config.lr_decay_every
+
+    def schedule(step):
+        step = jnp.asarray(step, jnp.float32)
+        return base * jnp.where(step <= warmup, step / warmup,
+                                decay ** jnp.floor(step / every))
+    return schedule
+
+
+def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """Adam with AMSGrad and the schedule; optional global-norm clipping."""
+    chain = []
+    if config.get("grad_clip", 0.0):
+        chain.append(optax.clip_by_global_norm(config.grad_clip))
+    chain.append(optax.amsgrad(learning_rate(config), b1=config.b1, b2=config.b2))
+    return optax.chain(*chain)
+
+
+def init_state(config: ml_collections.ConfigDict, rng) -> TrainState:
+    """Fresh parameters, BatchNorm statistics and optimiser state."""
+    init_rng, rng = jax.random.split(rng)
+    model = models.analysis_module(config.model)
+    frames = FRONT_END.num_frames(int(config.crop_seconds * FRONT_END.sample_rate))
+    variables = model.init(init_rng, jnp.ones((1, frames, FRONT_END.n_mels)))
+    params = variables["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get("batch_stats", {}),
+                      opt_state=optimizer(config).init(params), rng=rng)
+
+
+def mel_loss_sum(restored_log, clean_mel, valid, kind: str = "log_l1"):
+    """``(sum, count)`` of the L1 over valid frames and every bin: ``log_l1``
+    between ``restored_log`` and ``log10(max(clean, 1e-8))``, ``linear_l1``
+    between the mel magnitudes. The loss is ``sum / count`` over the global
+    batch."""
+    if kind == "log_l1":
+        diff = jnp.abs(restored_log - mel_lib.to_log(clean_mel))
+    elif kind == "linear_l1":
+        diff = jnp.abs(mel_lib.from_log(restored_log) - clean_mel)
+    else:
+        raise ValueError(f"unknown loss {kind!r}")
+    mask = (jnp.arange(diff.shape[1])[None, :] < valid[:, None]).astype(diff.dtype)
+    return jnp.sum(diff * mask[..., None]), jnp.sum(mask) * diff.shape[-1]
+
+
+def make_features(config: ml_collections.ConfigDict):
+    """``(batch, keys)`` -> ``(degraded mel, clean mel, valid frames)``: the
+    degradations (one key per example) and the front end, on device."""
+    degrade_config = config.degradation
+
+    def one(key, speech, noise, rir):
+        params = degradations.sample_gsr(key, degrade_config)
+        return degradations.apply_gsr(params, speech, noise, rir, degrade_config)
+
+    def features(batch, keys):
+        degraded, target = jax.vmap(one)(keys, batch["speech"], batch["noise"], batch["rir"])
+        mel_in, _ = mel_lib.mel_spectrogram(degraded, FRONT_END)
+        mel_clean, _ = mel_lib.mel_spectrogram(target, FRONT_END)
+        valid = 1 + batch["speech_length"] // FRONT_END.hop
+        return mel_in, mel_clean, valid
+    return features
+
+
+def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None):
+    """The update ``(state, batch) -> (state, metrics)``.
+
+    ``axis_name`` (pmap): the batch is this device's share; example keys,
+    BatchNorm statistics, the loss normalisation and the gradients are those
+    of the global batch, so every way of running gives the same update.
+    """
+    model = models.analysis_module(config.model)
+    tx = optimizer(config)
+    features = make_features(config)
+    compute = jnp.bfloat16 if config.get("bf16", False) else jnp.float32
+    schedule = learning_rate(config)
+    total = (lambda x: jax.lax.psum(x, axis_name)) if axis_name else (lambda x: x)
+
+    def loss_fn(params, batch_stats, mel_in, mel_clean, valid, count, rng):
+        cast = lambda t: jax.tree_util.tree_map(lambda x: x.astype(compute), t)
+        with layers.batch_axis(axis_name):
+            restored, updates = model.apply(
+                {"params": cast(params), "batch_stats": batch_stats}, mel_in.astype(compute),
+                True, False, None, mutable=["batch_stats"], rngs={"dropout": rng})
+        loss_sum, _ = mel_loss_sum(restored.astype(jnp.float32), mel_clean, valid, config.loss)
+        return loss_sum / count, updates.get("batch_stats", batch_stats)
+
+    def step(state: TrainState, batch):
+        rng, degrade_rng, dropout_rng = jax.random.split(state.rng, 3)
+        local = batch["speech"].shape[0]
+        if axis_name is None:
+            keys = jax.random.split(degrade_rng, local)
+        else:   # this device's slice of the global batch's keys
+            index = jax.lax.axis_index(axis_name)
+            keys = jax.random.split(degrade_rng, local * jax.lax.psum(1, axis_name))
+            keys = jax.lax.dynamic_slice_in_dim(keys, index * local, local)
+            dropout_rng = jax.random.fold_in(dropout_rng, index)
+        mel_in, mel_clean, valid = features(batch, keys)
+        count = total(jnp.sum(valid) * FRONT_END.n_mels).astype(jnp.float32)
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, mel_in, mel_clean, valid, count, dropout_rng)
+        loss, grads = total(loss), total(grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+                   "learning_rate": schedule(state.step)}
+        new = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                            opt_state=opt_state, rng=rng)
+        return new, metrics
+    return step
+
+
+# -------------------------------------------------------- data parallel ---
+
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+    """A 1-D ``("data",)`` mesh over every device (``AxisType.Auto``: Flax's
+    RNN does not trace on explicit-axis meshes)."""
+    devices = jax.devices() if devices is None else devices
+    return jax.make_mesh((len(devices),), ("data",), devices=devices,
+                         axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def jit_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+    """``make_step`` under ``jax.jit``: state replicated, batch sharded over
+    ``data``, the old state's buffers donated."""
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    return jax.jit(make_step(config), in_shardings=(replicated, sharded),
+                   out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def global_batch(local_batch: dict, mesh: jax.sharding.Mesh) -> dict:
+    """This host's numpy batch as global arrays sharded over ``data``."""
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    sharding = NamedSharding(mesh, P("data"))
+    return {k: jax.make_array_from_process_local_data(sharding, v)
+            for k, v in local_batch.items()}
+
+
+def pmap_step(config: ml_collections.ConfigDict):
+    """``make_step`` under ``jax.pmap`` over the local devices: state
+    replicated (leading device axis), batch ``(devices, per_device, ...)``."""
+    return jax.pmap(make_step(config, axis_name="batch"), axis_name="batch",
+                    donate_argnums=0)
+
+
+def replicate(tree, count: int | None = None):
+    """``count`` copies of ``tree`` (default: one per local device) stacked on
+    a leading axis: the layout ``jax.pmap`` takes (it places one per device)."""
+    count = jax.local_device_count() if count is None else count
+    return jax.tree_util.tree_map(
+        lambda x: jnp.broadcast_to(x, (count,) + jnp.shape(x)), tree)
