@@ -28,4 +28,10 @@ def analysis_config(model: str) -> ml_collections.ConfigDict:
     c.seed = 0
     c.parallel = "jit"                  # jit (mesh, sharded batch) | pmap
     c.num_steps = 400_000
+    c.distributed = False               # several hosts: jax.distributed.initialize()
+    # Checkpoints and logs.
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+    c.log_every = 10
+    c.quiet = False
     return c
