@@ -16,6 +16,7 @@ def analysis_config(model: str) -> ml_collections.ConfigDict:
     c.lr_decay = 0.9
     c.lr_decay_every = 40_000
     c.b1, c.b2 = 0.5, 0.999
+    c.eps = 1e-8                        # Adam's epsilon (PyTorch's default)
     c.grad_clip = 0.0
     c.bf16 = False
     # Data: 3 s crops, batch 24 per device, degradations as the original.

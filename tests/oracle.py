@@ -43,18 +43,26 @@ def randomise_batchnorm(module, gen):
                 m.bias.copy_(0.2 * torch.rand(n, generator=gen) - 0.1)
 
 
-def make_oracle(home: pathlib.Path, seed: int = 0):
-    """Write random checkpoints under ``home`` and return the original restorer
-    (``voicefixer.VoiceFixer``) that loaded them, plus the two file paths."""
+def offline_home(home: pathlib.Path):
+    """Point HOME at ``home`` with placeholder checkpoints, so that importing
+    the ``voicefixer`` package downloads nothing. Returns the two paths."""
     import torch
     home = pathlib.Path(home)
     os.environ["HOME"] = str(home)
     vf_path, voc_path = home / VF_REL, home / VOC_REL
     vf_path.parent.mkdir(parents=True, exist_ok=True)
     voc_path.parent.mkdir(parents=True, exist_ok=True)
-    # Placeholders so that importing the package downloads nothing.
-    torch.save({}, vf_path)
-    torch.save({"generator": {}}, voc_path)
+    if not vf_path.exists():
+        torch.save({}, vf_path)
+        torch.save({"generator": {}}, voc_path)
+    return vf_path, voc_path
+
+
+def make_oracle(home: pathlib.Path, seed: int = 0):
+    """Write random checkpoints under ``home`` and return the original restorer
+    (``voicefixer.VoiceFixer``) that loaded them, plus the two file paths."""
+    import torch
+    vf_path, voc_path = offline_home(home)
 
     from voicefixer.restorer.model import Generator as AnalysisGenerator
     from voicefixer.vocoder.config import Config

@@ -90,12 +90,15 @@ def test_data_parallel_steps_match_one_device():
         from test_train_step import small_config, fixed_batch
         from vf_jax import train_step as ts
         config = small_config("bigru")
+        # A large epsilon keeps Adam from turning rounding-level gradients
+        # into whole steps of opposite sign, so parameters compare closely.
+        config.eps = 1.0
         batch = fixed_batch(8)
         init = ts.init_state(config, jax.random.PRNGKey(0))
         def run(devices):
             mesh = ts.make_mesh(jax.devices()[:devices])
             step = ts.jit_step(config, mesh)
-            state = jax.tree_util.tree_map(lambda x: x.copy(), init)
+            state = ts.place_replicated(jax.tree_util.tree_map(lambda x: x.copy(), init), mesh)
             for _ in range(3):
                 state, m = step(state, ts.global_batch(batch, mesh))
             return state, float(m["loss"])

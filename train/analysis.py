@@ -124,6 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         unreplicate = lambda s: jax.tree_util.tree_map(lambda x: x[0], s)
     elif config.parallel == "jit":
         step_fn = ts.jit_step(config, mesh)
+        state = ts.place_replicated(state, mesh)
         to_device = lambda b: ts.global_batch(b, mesh)
         unreplicate = lambda s: s
     else:

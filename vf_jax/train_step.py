@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from vf_jax import degradations, layers
+from vf_jax import compilation, degradations, layers
 from vf_jax import mel as mel_lib
 from vf_jax import models
 
@@ -56,7 +56,8 @@ def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation
     chain = []
     if config.get("grad_clip", 0.0):
         chain.append(optax.clip_by_global_norm(config.grad_clip))
-    chain.append(optax.amsgrad(learning_rate(config), b1=config.b1, b2=config.b2))
+    chain.append(optax.amsgrad(learning_rate(config), b1=config.b1, b2=config.b2,
+                               eps=config.get("eps", 1e-8)))
     return optax.chain(*chain)
 
 
@@ -105,16 +106,13 @@ def make_features(config: ml_collections.ConfigDict):
     return features
 
 
-def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None):
-    """The update ``(state, batch) -> (state, metrics)``.
-
-    ``axis_name`` (pmap): the batch is this device's share; example keys,
-    BatchNorm statistics, the loss normalisation and the gradients are those
-    of the global batch, so every way of running gives the same update.
-    """
+def make_update(config: ml_collections.ConfigDict, axis_name: str | None = None):
+    """The network's part of a step: ``(state, mel_in, mel_clean, valid,
+    dropout_rng) -> (state without its rng advanced, metrics)`` (mels
+    ``(B, T, mels)``, linear; ``valid`` ``(B,)`` frames). With ``axis_name``
+    the loss normalisation, gradients and BatchNorm statistics are global."""
     model = models.analysis_module(config.model)
     tx = optimizer(config)
-    features = make_features(config)
     compute = jnp.bfloat16 if config.get("bf16", False) else jnp.float32
     schedule = learning_rate(config)
     total = (lambda x: jax.lax.psum(x, axis_name)) if axis_name else (lambda x: x)
@@ -128,6 +126,31 @@ def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None):
         loss_sum, _ = mel_loss_sum(restored.astype(jnp.float32), mel_clean, valid, config.loss)
         return loss_sum / count, updates.get("batch_stats", batch_stats)
 
+    def update(state: TrainState, mel_in, mel_clean, valid, dropout_rng):
+        count = total(jnp.sum(valid) * mel_in.shape[-1]).astype(jnp.float32)
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, mel_in, mel_clean, valid, count, dropout_rng)
+        loss, grads = total(loss), total(grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+                   "learning_rate": schedule(state.step)}
+        return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                             opt_state=opt_state), metrics
+    return update
+
+
+def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None):
+    """The update ``(state, batch) -> (state, metrics)``: degradations and
+    front end (:func:`make_features`), then :func:`make_update`.
+
+    ``axis_name`` (pmap): the batch is this device's share; example keys,
+    BatchNorm statistics, the loss normalisation and the gradients are those
+    of the global batch, so every way of running gives the same update.
+    """
+    features = make_features(config)
+    update = make_update(config, axis_name)
+
     def step(state: TrainState, batch):
         rng, degrade_rng, dropout_rng = jax.random.split(state.rng, 3)
         local = batch["speech"].shape[0]
@@ -139,17 +162,8 @@ def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None):
             keys = jax.lax.dynamic_slice_in_dim(keys, index * local, local)
             dropout_rng = jax.random.fold_in(dropout_rng, index)
         mel_in, mel_clean, valid = features(batch, keys)
-        count = total(jnp.sum(valid) * FRONT_END.n_mels).astype(jnp.float32)
-        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, state.batch_stats, mel_in, mel_clean, valid, count, dropout_rng)
-        loss, grads = total(loss), total(grads)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
-                   "learning_rate": schedule(state.step)}
-        new = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                            opt_state=opt_state, rng=rng)
-        return new, metrics
+        state, metrics = update(state, mel_in, mel_clean, valid, dropout_rng)
+        return state.replace(rng=rng), metrics
     return step
 
 
@@ -169,7 +183,15 @@ def jit_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
     from jax.sharding import NamedSharding, PartitionSpec as P
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     return jax.jit(make_step(config), in_shardings=(replicated, sharded),
-                   out_shardings=(replicated, replicated), donate_argnums=0)
+                   out_shardings=(replicated, replicated), donate_argnums=0,
+                   compiler_options=compilation.compiler_options())
+
+
+def place_replicated(state, mesh: jax.sharding.Mesh):
+    """``state`` on every device of ``mesh`` with the sharding :func:`jit_step`
+    returns, so that the first call compiles the only program."""
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    return jax.device_put(state, NamedSharding(mesh, P()))
 
 
 def global_batch(local_batch: dict, mesh: jax.sharding.Mesh) -> dict:
