@@ -8,7 +8,7 @@ Re-running with the same ``--workdir`` resumes from the newest checkpoint that
 reads back (parameters, BatchNorm statistics, optimiser, PRNG and the data
 iterator's position), so a stopped-and-resumed run ends where an uninterrupted
 one does. SIGTERM (preemption) saves and exits cleanly. Metrics go to
-``WORKDIR/metrics.jsonl`` and the console.
+``WORKDIR/metrics.jsonl``; the console shows a progress bar with the loss and ETA.
 """
 
 from __future__ import annotations
@@ -137,12 +137,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     start_step = int(unreplicate(state).step)
     last = {}
+    bar = None
+    if not config.get("quiet", False):   # progress with ETA; host-side only
+        from tqdm import tqdm
+        bar = tqdm(total=config.num_steps, initial=start_step, unit="step", desc="training",
+                   file=sys.stderr, dynamic_ncols=True)
     started = time.perf_counter()
     try:
         for step in range(start_step, config.num_steps):
             batch = next(data_iter)
             state, metrics = step_fn(state, to_device(batch))
             done = step + 1
+            if bar is not None:
+                bar.update(1)
             stopping = stop["signal"] is not None
             logging = done % log_every == 0 or done == config.num_steps
             saving = done % checkpoint_every == 0 or done == config.num_steps or stopping
@@ -160,9 +167,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             if logging:
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(last) + "\n")
-                if not config.get("quiet", False):
-                    print(f"step {done}: loss {last['loss']:.4f}, "
-                          f"{last['examples_per_second']:.1f} examples/s", file=sys.stderr)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last['loss']:.4f}",
+                                    examples_s=f"{last['examples_per_second']:.1f}")
             if saving:
                 save(unreplicate(state))
             if stopping:
@@ -170,6 +177,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                       file=sys.stderr)
                 break
     finally:
+        if bar is not None:
+            bar.close()
         signal.signal(signal.SIGTERM, previous)
         manager.close()
         del data_iter
