@@ -195,8 +195,11 @@ def main(argv=None) -> int:
     flags.mark_flags_as_required(["config", "workdir"])
     flags.FLAGS(sys.argv if argv is None else argv)
     config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
-    return run_guarded("python -m train.analysis",
-                       lambda: train_and_evaluate(config, workdir) and 0 or 0)
+
+    def job() -> int:
+        train_and_evaluate(config, workdir)
+        return 0
+    return run_guarded("python -m train.analysis", job)
 
 
 if __name__ == "__main__":
