@@ -33,9 +33,8 @@ class TrainingStopped(UserError):
 
 def _shipped_clip_source():
     """The demo's clip as a one-utterance speech source (int16 records)."""
-    from vf_jax import demo
-    clip = demo.load_clip()
-    return [{"audio": np.round(np.clip(clip, -1, 1) * 32767).astype(np.int16)}]
+    from vf_jax import audio_io, demo
+    return [{"audio": audio_io.to_pcm16(demo.load_clip())}]
 
 
 def _checkpoint_manager(workdir: str, config):

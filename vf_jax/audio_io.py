@@ -37,6 +37,16 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
+def to_pcm16(x: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] as int16 (clipped, rounded)."""
+    return np.round(np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def from_pcm16(x: np.ndarray) -> np.ndarray:
+    """int16 audio as float32 in [-1, 1)."""
+    return np.asarray(x, np.float32) / np.float32(32768.0)
+
+
 def resample(data: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """High-quality (soxr VHQ) resampling of ``(samples, channels)``."""
     if sr_in == sr_out:

@@ -269,13 +269,18 @@ def freeverb_impulse_response(reverberance, damping, room_scale):
     return (ir * fade).astype(jnp.float32)
 
 
+def convolve_head(x, h):
+    """The first ``len(x)`` samples of the full linear convolution ``x * h``
+    (FFT, no wrap-around)."""
+    length = x.shape[-1]
+    n_fft = scipy.fft.next_fast_len(length + h.shape[-1] - 1, real=True)
+    return jnp.fft.irfft(jnp.fft.rfft(x, n_fft) * jnp.fft.rfft(h, n_fft), n_fft)[:length]
+
+
 def freeverb(x, reverberance, damping, room_scale, wet):
     """``(1 - wet) x + wet * (x * freeverb response)``, first ``len(x)`` samples."""
     ir = freeverb_impulse_response(reverberance, damping, room_scale)
-    length = x.shape[-1]
-    n_fft = scipy.fft.next_fast_len(length + FREEVERB_IR_SAMPLES - 1, real=True)
-    reverb = jnp.fft.irfft(jnp.fft.rfft(x, n_fft) * jnp.fft.rfft(ir, n_fft), n_fft)[:length]
-    return ((1 - wet) * x + wet * reverb).astype(x.dtype)
+    return ((1 - wet) * x + wet * convolve_head(x, ir)).astype(x.dtype)
 
 
 def peak(x):
@@ -292,9 +297,7 @@ def reverberate(x, rir):
     """Full convolution with ``rir`` ``(rir_samples,)``, the first
     ``len(x)`` samples kept, rescaled to a 0.98 peak if the peak exceeds 0.99
     (the original's ``reverb_rir``)."""
-    length = x.shape[-1]
-    n_fft = scipy.fft.next_fast_len(length + rir.shape[-1] - 1, real=True)
-    y = jnp.fft.irfft(jnp.fft.rfft(x, n_fft) * jnp.fft.rfft(rir, n_fft), n_fft)[:length]
+    y = convolve_head(x, rir)
     top = peak(y)
     return jnp.where(top > 0.99, y / jnp.maximum(top, 1e-12) * 0.98, y).astype(x.dtype)
 
@@ -492,12 +495,15 @@ def apply_gsr(params: dict, speech, noise, rir, config: ml_collections.ConfigDic
     return noisy * scale, target * scale
 
 
+def degrade_batch(keys, speech, noise, rir, config: ml_collections.ConfigDict):
+    """One draw per example: ``keys (B, 2), speech (B, L), noise (B, L), rir
+    (B, R)`` -> ``(degraded, target)``, each ``(B, L)``."""
+    one = lambda k, s, n, r: apply_gsr(sample_gsr(k, config), s, n, r, config)
+    return jax.vmap(one)(keys, speech, noise, rir)
+
+
 def gsr_degrader(config: ml_collections.ConfigDict | None = None):
-    """A jitted, batched GSR degradation: ``(keys (B, 2), speech (B, L),
-    noise (B, L), rir (B, R))`` -> ``(degraded, target)``, each ``(B, L)``."""
+    """:func:`degrade_batch` jitted for ``config`` (default :func:`gsr_config`)."""
     config = gsr_config() if config is None else config
-
-    def one(key, speech, noise, rir):
-        return apply_gsr(sample_gsr(key, config), speech, noise, rir, config)
-
-    return jax.jit(jax.vmap(one))
+    return jax.jit(lambda keys, speech, noise, rir: degrade_batch(keys, speech, noise, rir,
+                                                                  config))

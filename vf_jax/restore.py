@@ -41,6 +41,7 @@ SAMPLE_RATE = 44100
 FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
 HOP = FRONT_END.hop
 MAX_WINDOW_SECONDS = 30.0
+OVERLAP_SECONDS = 0.5       # the least overlap of neighbouring windows
 
 
 def _frame_buckets(first: int = 128, last: int = 3008, growth: float = 1.1):
@@ -124,7 +125,7 @@ _vocode_jit = compilation.jit(_vocode)
 
 def compile_for(variables, length: int, channels: int = 1,
                 max_window: int = round(MAX_WINDOW_SECONDS * SAMPLE_RATE),
-                overlap: int = round(0.5 * SAMPLE_RATE)) -> None:
+                overlap: int = round(OVERLAP_SECONDS * SAMPLE_RATE)) -> None:
     """Compile the networks for restoring ``length`` samples (44.1 kHz) of
     ``channels`` channels in modes 0 and 1, ahead of the call (which then finds
     them in JAX's caches). ``variables`` may hold ``jax.ShapeDtypeStruct``
@@ -230,7 +231,7 @@ class Restorer:
 
     def __init__(self, variables: dict, meta: dict | None = None,
                  max_window_seconds: float = MAX_WINDOW_SECONDS,
-                 overlap_seconds: float = 0.5):
+                 overlap_seconds: float = OVERLAP_SECONDS):
         self.variables = jax.device_put(variables)
         self.meta = meta or {}
         self.max_window = int(round(max_window_seconds * SAMPLE_RATE))

@@ -91,14 +91,9 @@ def mel_loss_sum(restored_log, clean_mel, valid, kind: str = "log_l1"):
 def make_features(config: ml_collections.ConfigDict):
     """``(batch, keys)`` -> ``(degraded mel, clean mel, valid frames)``: the
     degradations (one key per example) and the front end, on device."""
-    degrade_config = config.degradation
-
-    def one(key, speech, noise, rir):
-        params = degradations.sample_gsr(key, degrade_config)
-        return degradations.apply_gsr(params, speech, noise, rir, degrade_config)
-
     def features(batch, keys):
-        degraded, target = jax.vmap(one)(keys, batch["speech"], batch["noise"], batch["rir"])
+        degraded, target = degradations.degrade_batch(
+            keys, batch["speech"], batch["noise"], batch["rir"], config.degradation)
         mel_in, _ = mel_lib.mel_spectrogram(degraded, FRONT_END)
         mel_clean, _ = mel_lib.mel_spectrogram(target, FRONT_END)
         valid = 1 + batch["speech_length"] // FRONT_END.hop

@@ -27,7 +27,7 @@ import dataclasses
 import grain
 import numpy as np
 
-from vf_jax import synthetic
+from vf_jax import audio_io, synthetic
 from vf_jax.data import builders
 
 SAMPLE_RATE = 44100
@@ -54,10 +54,6 @@ class Sources:
                    optional("noise", noise), optional("rir", rir))
 
 
-def _pcm_to_float(audio: np.ndarray) -> np.ndarray:
-    return (np.asarray(audio, np.float32) / 32768.0).astype(np.float32)
-
-
 class CropAndPair(grain.transforms.RandomMap):
     """Speech record -> ``{speech, speech_length, noise, rir}`` (see module)."""
 
@@ -66,14 +62,14 @@ class CropAndPair(grain.transforms.RandomMap):
         self.crop, self.rir_samples = crop_samples, rir_samples
 
     def random_map(self, record: dict, rng: np.random.Generator) -> dict:
-        speech = _pcm_to_float(record["audio"])
+        speech = audio_io.from_pcm16(record["audio"])
         if len(speech) > self.crop:
             start = int(rng.integers(0, len(speech) - self.crop + 1))
             speech = speech[start:start + self.crop]
         length = len(speech)
         speech = np.pad(speech, (0, self.crop - length))
         if self.noise is not None:
-            noise = _pcm_to_float(self.noise[int(rng.integers(len(self.noise)))]["audio"])
+            noise = audio_io.from_pcm16(self.noise[int(rng.integers(len(self.noise)))]["audio"])
             if len(noise) < self.crop:
                 noise = np.tile(noise, -(-self.crop // max(len(noise), 1)))
             start = int(rng.integers(0, len(noise) - self.crop + 1))

@@ -154,8 +154,8 @@ def open_tfds_speech(spec: str, data_dir: str | None = None, sample_rate: int | 
 
     def read(record):
         audio = np.asarray(record[audio_key])
-        scale = 32768.0 if audio.dtype == np.int16 else 1.0
-        audio = audio.astype(np.float32).reshape(len(audio), -1) / scale
+        audio = (audio_io.from_pcm16(audio) if audio.dtype == np.int16
+                 else audio.astype(np.float32)).reshape(len(audio), -1)
         if audio.size == 0:
             raise UserError("no samples")
         return audio, int(rate)
@@ -235,7 +235,7 @@ class Staging:
             return dict(note, skipped="no samples")
         if np.max(np.abs(mono)) < SILENCE_PEAK:
             return dict(note, skipped="silent")
-        pcm = np.round(np.clip(mono, -1.0, 1.0) * 32767).astype(np.int16)
+        pcm = audio_io.to_pcm16(mono)
         tmp = array_path + ".tmp.npy"
         np.save(tmp, pcm)
         os.replace(tmp, array_path)
