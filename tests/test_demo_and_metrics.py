@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from vf_jax import metrics
@@ -30,7 +31,8 @@ def test_lsd_zero_for_identical_and_closed_form_for_gain():
 
 def test_demo_without_weights_says_so_and_writes_files(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--weights", str(tmp_path / "none")]) == 0
+    assert main(["demo", "--out", str(out), "--weights", str(tmp_path / "none"),
+                 "--train-seconds", "0"]) == 0
     err = capsys.readouterr().err
     assert "No converted weights" in err and "does not restore" in err
     assert sorted(os.listdir(out)) == ["clean.wav", "degraded.wav", "metrics.md",
@@ -42,6 +44,22 @@ def test_demo_without_weights_says_so_and_writes_files(tmp_path, capsys):
     assert (out / "spectrograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_demo_without_weights_trains_the_tiny_model_and_restores(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--weights", str(tmp_path / "none"),
+                 "--train-seconds", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "trains a tiny" in err and "not VoiceFixer's quality" in err
+    clean, sr = sf.read(out / "clean.wav")
+    degraded, _ = sf.read(out / "degraded.wav")
+    restored, _ = sf.read(out / "restored.wav")
+    assert sr == 44100 and len(restored) == len(clean)
+    # Even a few seconds of training on the clip bring its spectrum much closer.
+    assert metrics.lsd(clean, restored) < 0.6 * metrics.lsd(clean, degraded)
+    assert "| restored (tiny model) |" in (out / "metrics.md").read_text()
+    assert not os.path.exists(out / "checkpoints")       # the run folder was temporary
+
+
 def test_demo_with_weights_restores(tmp_path, weights_dir, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--weights", weights_dir]) == 0
@@ -49,3 +67,14 @@ def test_demo_with_weights_restores(tmp_path, weights_dir, capsys):
     degraded, _ = sf.read(out / "degraded.wav")
     assert sr == 44100 and len(restored) == len(degraded)
     assert "| restored |" in (out / "metrics.md").read_text()
+
+
+def test_mel_lsd_closed_form_and_valid_frames():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(2, 6, 128)).astype(np.float32)
+    est = ref.copy()
+    est[0] += 0.5                 # every bin off by 0.5 in log10 M: LSD = 2 * 0.5
+    est[1, 4:] += 3.0             # only padding frames differ
+    lsd = np.asarray(metrics.mel_lsd(ref, est, valid=np.array([6, 4])))
+    np.testing.assert_allclose(lsd, [1.0, 0.0], atol=1e-6)
+    assert float(metrics.mel_lsd(ref[1], est[1])) == pytest.approx(2 * 3.0 * 2 / 6, rel=1e-5)

@@ -9,18 +9,41 @@ from nbclient import NotebookClient
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def execute(name: str, tmp_path, monkeypatch):
+    """Run ``colab/<name>`` in a fresh kernel in ``tmp_path/run``; returns the
+    executed notebook, the folder and every code cell's outputs."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    nb = nbformat.read(ROOT / "colab" / name, as_version=4)
+    work = tmp_path / "run"
+    work.mkdir()
+    NotebookClient(nb, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(work)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    return nb, work, outputs
+
+
 def test_restore_notebook_executes(oracle, tmp_path, monkeypatch):
     _, vf_path, voc_path = oracle
     monkeypatch.setenv("VF_JAX_ANALYSIS_CKPT", vf_path)
     monkeypatch.setenv("VF_JAX_VOCODER_CKPT", voc_path)
     monkeypatch.setenv("VF_JAX_NOTEBOOK_WEIGHTS", str(tmp_path / "weights"))
-    monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    nb = nbformat.read(ROOT / "colab" / "restore.ipynb", as_version=4)
-    work = tmp_path / "run"
-    work.mkdir()
-    NotebookClient(nb, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": str(work)}}).execute()
+    _, work, outputs = execute("restore.ipynb", tmp_path, monkeypatch)
     assert (work / "restored.wav").exists() and (work / "before_after.png").exists()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("restored:" in o.get("text", "") for o in outputs)
+
+
+def test_train_notebook_executes_on_two_cpu_devices(tmp_path, monkeypatch):
+    """The training notebook's quick settings: toy dataset, data-parallel over
+    two simulated devices, TensorBoard logs, Griffin-Lim listening."""
+    monkeypatch.setenv("VF_JAX_NOTEBOOK_QUICK", "1")
+    monkeypatch.setenv("VF_JAX_NOTEBOOK_WEIGHTS", str(tmp_path / "no_weights"))
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    _, work, outputs = execute("train_tpu.ipynb", tmp_path, monkeypatch)
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "2 devices:" in text and "global batch: 4" in text
+    assert "restored (dnn, 12 steps, Griffin-Lim)" in text
+    assert (work / "runs" / "notebook" / "tensorboard").is_dir()
+    assert (work / "train_results.png").exists() and (work / "restored_trained.wav").exists()
+    assert sorted(os.listdir(work / "runs" / "notebook" / "checkpoints")) == ["12", "6"]

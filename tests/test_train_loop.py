@@ -1,5 +1,6 @@
 """``python -m train.analysis``: exact resume, preemption, NaN stop, broken checkpoints."""
 
+import json
 import os
 import shutil
 import signal
@@ -87,3 +88,69 @@ def test_sigterm_saves_and_exits_cleanly(tmp_path):
     assert "stopped by signal" in err and "checkpoint saved" in err
     steps = ocp.CheckpointManager(str(workdir / "checkpoints")).all_steps()
     assert len(steps) == 1 and steps[0] >= 3
+
+
+def test_logs_tensorboard_scalars_images_audio_and_validation(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(tiny(8, eval_every=4, eval_examples=2, eval_batch_size_per_device=2,
+                            media_examples=1), workdir)
+    acc = ea.EventAccumulator(os.path.join(workdir, "tensorboard"),
+                              size_guidance={ea.IMAGES: 0, ea.AUDIO: 0, ea.SCALARS: 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for name in ("loss", "learning_rate", "grad_norm", "examples_per_second"):
+        assert [e.step for e in acc.Scalars(name)] == list(range(1, 9))
+    for name in ("mel_l1", "input_mel_l1", "mel_lsd", "input_mel_lsd"):
+        assert [e.step for e in acc.Scalars("val/" + name)] == [4, 8]
+    assert sorted(tags["images"]) == ["mel/0/clean", "mel/0/degraded", "mel/0/restored"]
+    assert sorted(tags["audio"]) == ["audio/0/clean", "audio/0/degraded", "audio/0/restored"]
+    assert [e.step for e in acc.Audio("audio/0/restored")] == [4, 8]
+    restored = acc.Audio("audio/0/restored")[-1]
+    assert restored.sample_rate == 44100 and restored.length_frames == 22050
+    image = acc.Images("mel/0/restored")[0]
+    assert (image.height, image.width) == (128, 1 + 22050 // 441)
+    # metrics.jsonl holds the same numbers as the event files.
+    rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    val = [r for r in rows if "val/mel_l1" in r]
+    assert [r["step"] for r in val] == [4, 8]
+    assert val[-1]["val/mel_l1"] == pytest.approx(acc.Scalars("val/mel_l1")[-1].value, rel=1e-6)
+    # The network already beats its input after a few steps on this clip.
+    assert val[-1]["val/mel_l1"] < val[-1]["val/input_mel_l1"]
+
+
+def test_time_budget_saves_and_stops(tmp_path, capsys):
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(tiny(100_000, max_train_seconds=3.0, eval_every=0, quiet=False,
+                            checkpoint_every=1_000_000), workdir)
+    assert "stopped by the time budget" in capsys.readouterr().err
+    steps = ocp.CheckpointManager(os.path.join(workdir, "checkpoints")).all_steps()
+    assert len(steps) == 1 and 1 <= steps[0] < 100_000
+
+
+def test_checkpoints_keep_the_newest_and_the_best(tmp_path):
+    from vf_jax import checkpoints
+    from vf_jax.data import loader
+    data_iter = iter(loader.make_loader(loader.Sources(speech=[
+        {"audio": np.zeros(44100, np.int16)}]), batch_size=1, seed=0, crop_seconds=0.1))
+    mgr = checkpoints.manager(str(tmp_path), keep=2, best_metric="val/mel_l1")
+    for step, value in zip(range(1, 7), [3.0, 1.0, 2.0, None, 4.0, 5.0]):
+        metrics = None if value is None else {"val/mel_l1": value}
+        checkpoints.save(mgr, step, {"w": np.full(3, step, np.float32)}, data_iter, metrics)
+    mgr.wait_until_finished()
+    assert mgr.all_steps() == [2, 5, 6]        # the best (1.0 at step 2) and the newest two
+    restored = checkpoints.restore_newest(mgr, {"w": np.zeros(3, np.float32)}, data_iter,
+                                          str(tmp_path))
+    np.testing.assert_array_equal(restored["w"], np.full(3, 6, np.float32))
+    mgr.close()
+
+
+def test_validation_audio_through_a_converted_vocoder(tmp_path, weights_dir):
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(tiny(2, eval_every=2, eval_examples=2, eval_batch_size_per_device=2,
+                            media_examples=1, vocoder_weights=weights_dir), workdir)
+    acc = ea.EventAccumulator(os.path.join(workdir, "tensorboard"), size_guidance={ea.AUDIO: 0})
+    acc.Reload()
+    restored = acc.Audio("audio/0/restored")
+    assert [a.step for a in restored] == [2] and restored[0].length_frames == 22050

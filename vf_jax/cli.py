@@ -164,7 +164,10 @@ def cmd_demo(args) -> int:
     from vf_jax import demo
     from vf_jax.compilation import enable_compilation_cache
     enable_compilation_cache()
-    return demo.run(args.out, args.weights, seed=args.seed, quiet=args.quiet)
+    if not args.train_seconds >= 0:
+        raise UserError("--train-seconds must be 0 or more")
+    return demo.run(args.out, args.weights, seed=args.seed, quiet=args.quiet,
+                    train_seconds=args.train_seconds)
 
 
 # ---------------------------------------------------------------- main ---
@@ -219,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="demo_out", help="folder for the results (default demo_out)")
     d.add_argument("--weights", default=None, help="weights folder (default: the cache)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--train-seconds", type=float, default=60.0,
+                   help="without converted weights: train the tiny model this long on the "
+                        "clip and restore with it (default 60; 0: only degrade)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
     return p

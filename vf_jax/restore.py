@@ -153,6 +153,17 @@ def trim_center(out: np.ndarray, length: int, frames: int) -> np.ndarray:
     return out[..., start:start + length]
 
 
+def vocode(vocoder_params, log_mel: np.ndarray, length: int) -> np.ndarray:
+    """Restored log10 mel ``(B, frames, 128)`` of ``length`` samples (``frames
+    = 1 + length // 441``) -> waveform ``(B, length)`` through the vocoder,
+    aligned as a restoration is."""
+    frames = log_mel.shape[1]
+    padded = np.zeros((log_mel.shape[0], frame_bucket(frames), log_mel.shape[2]), np.float32)
+    padded[:, :frames] = log_mel
+    wav = _vocode_jit(vocoder_params, jnp.asarray(padded), jnp.int32(frames))
+    return trim_center(np.asarray(wav), length, frames)
+
+
 # ------------------------------------------------------------ windows ---
 
 def plan_windows(length: int, max_window: int, overlap: int) -> list[tuple[int, int]]:

@@ -24,6 +24,7 @@ import optax
 
 from vf_jax import compilation, degradations, layers
 from vf_jax import mel as mel_lib
+from vf_jax import metrics as metrics_lib
 from vf_jax import models
 
 FRONT_END = mel_lib.FRONT_ENDS[44100]
@@ -162,6 +163,44 @@ def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None):
     return step
 
 
+def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
+    """Validation on one batch: ``(params, batch_stats, batch, key) -> out``.
+
+    Degradations from ``key`` (fixed per validation batch, so every
+    validation sees the same inputs), the network in eval mode (stored
+    BatchNorm statistics, no dropout). ``out`` holds sums over the batch —
+    ``mel_l1_sum`` and ``input_mel_l1_sum`` over ``count`` (valid frames x
+    mels; the loss of the restored and of the degraded mel), ``mel_lsd_sum`` and
+    ``input_mel_lsd_sum`` over ``examples`` — and, for the first
+    ``media_examples``, the log10 mels ``degraded_mel``, ``restored_mel``,
+    ``clean_mel`` ``(n, T, mels)`` and the waveforms ``degraded``, ``clean``
+    ``(n, samples)``.
+    """
+    model = models.analysis_module(config.model)
+
+    def eval_step(params, batch_stats, batch, key):
+        keys = jax.random.split(key, batch["speech"].shape[0])
+        degraded, target = degradations.degrade_batch(
+            keys, batch["speech"], batch["noise"], batch["rir"], config.degradation)
+        mel_in, _ = mel_lib.mel_spectrogram(degraded, FRONT_END)
+        mel_clean, _ = mel_lib.mel_spectrogram(target, FRONT_END)
+        valid = 1 + batch["speech_length"] // FRONT_END.hop
+        restored = model.apply({"params": params, "batch_stats": batch_stats}, mel_in,
+                               False, True, None)
+        log_in, log_clean = mel_lib.to_log(mel_in), mel_lib.to_log(mel_clean)
+        l1, count = mel_loss_sum(restored, mel_clean, valid, config.loss)
+        l1_in, _ = mel_loss_sum(log_in, mel_clean, valid, config.loss)
+        n = min(media_examples, degraded.shape[0])
+        return {
+            "mel_l1_sum": l1, "input_mel_l1_sum": l1_in, "count": count,
+            "mel_lsd_sum": jnp.sum(metrics_lib.mel_lsd(log_clean, restored, valid)),
+            "input_mel_lsd_sum": jnp.sum(metrics_lib.mel_lsd(log_clean, log_in, valid)),
+            "examples": jnp.asarray(degraded.shape[0], jnp.float32),
+            "degraded_mel": log_in[:n], "restored_mel": restored[:n],
+            "clean_mel": log_clean[:n], "degraded": degraded[:n], "clean": target[:n]}
+    return eval_step
+
+
 # -------------------------------------------------------- data parallel ---
 
 def make_mesh(devices=None) -> jax.sharding.Mesh:
@@ -180,6 +219,17 @@ def jit_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
     return jax.jit(make_step(config), in_shardings=(replicated, sharded),
                    out_shardings=(replicated, replicated), donate_argnums=0,
                    compiler_options=compilation.compiler_options())
+
+
+def jit_eval_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+                  media_examples: int = 2):
+    """:func:`make_eval_step` under ``jax.jit``: variables and key replicated,
+    batch sharded over ``data``, outputs replicated."""
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    return jax.jit(make_eval_step(config, media_examples),
+                   in_shardings=(replicated, replicated, sharded, replicated),
+                   out_shardings=replicated, compiler_options=compilation.compiler_options())
 
 
 def place_replicated(state, mesh: jax.sharding.Mesh):

@@ -1,0 +1,334 @@
+"""Training an analysis network: ``train_and_evaluate(config, workdir)``.
+
+The command line is ``python -m train.analysis`` (``train/analysis.py``); the
+demo calls this directly. Sections: mesh, input, model and optimiser,
+checkpoint, update step, summaries, the loop (steps, logs, validation, saves).
+
+Re-running with the same ``workdir`` resumes from the newest checkpoint that
+reads back (parameters, BatchNorm statistics, optimiser, PRNG, the data
+iterator's position), so a stopped-and-resumed run ends where an uninterrupted
+one does. SIGTERM (preemption) or ``config.max_train_seconds`` saves and
+returns. A non-finite loss or gradient stops with the step number and leaves
+the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from vf_jax import checkpoints, degradations, summaries
+from vf_jax import train_step as ts
+from vf_jax.errors import UserError
+
+BEST_METRIC = "val/mel_l1"
+
+
+# ---------------------------------------------------------- settings ---
+
+def base_config(model: str) -> ml_collections.ConfigDict:
+    """The paper's settings (facts, "Training") for ``model``; the configs in
+    ``configs/`` start from these."""
+    c = ml_collections.ConfigDict()
+    c.model = model                     # released | unet | bigru | dnn
+    c.loss = "log_l1"                   # log_l1 (the code) | linear_l1 (the paper's text)
+    # Adam with AMSGrad, betas (0.5, 0.999); 5e-4, warm-up 100 steps, x0.9 every 40k.
+    c.learning_rate = 5e-4
+    c.warmup_steps = 100
+    c.lr_decay = 0.9
+    c.lr_decay_every = 40_000
+    c.b1, c.b2 = 0.5, 0.999
+    c.eps = 1e-8                        # Adam's epsilon (PyTorch's default)
+    c.grad_clip = 0.0
+    c.bf16 = False
+    # Data: 3 s crops, batch 24 per device, degradations as the original.
+    c.data_dir = ""                     # TFDS folder of `python -m vf_jax.data build`
+    c.batch_size_per_device = 24
+    c.crop_seconds = 3.0
+    c.rir_seconds = 1.0
+    c.degradation = degradations.gsr_config()
+    c.worker_count = 2
+    c.seed = 0
+    c.parallel = "jit"                  # jit (mesh, sharded batch) | pmap
+    c.num_steps = 400_000
+    c.distributed = False               # several hosts: jax.distributed.initialize()
+    c.max_train_seconds = 0.0           # > 0: save and stop after this much training time
+    # Validation: a fixed set of crops with fixed degradations (mel L1, mel LSD).
+    c.eval_every = 1000                 # 0: no validation
+    c.eval_examples = 64
+    c.eval_batch_size_per_device = 8
+    c.media_examples = 2                # mels and audio in TensorBoard per validation
+    c.vocoder_weights = ""              # converted weights folder: listen through its vocoder
+    # Checkpoints (the newest K plus the best on val/mel_l1) and logs.
+    c.checkpoint_every = 1000
+    c.keep_checkpoints = 3
+    c.log_every = 10
+    c.tensorboard = True
+    c.quiet = False
+    return c
+
+
+def tiny_config() -> ml_collections.ConfigDict:
+    """A tiny VF-DNN that trains on a CPU in minutes, on the shipped clip when
+    no data folder is given (``configs/tiny.py``, the demo's fallback)."""
+    c = base_config("dnn")
+    c.learning_rate = 1e-3
+    c.warmup_steps = 10
+    c.batch_size_per_device = 4
+    c.crop_seconds = 1.0
+    c.rir_seconds = 0.5
+    c.worker_count = 0
+    c.num_steps = 300
+    c.eval_every = 100
+    c.eval_examples = 8
+    c.eval_batch_size_per_device = 4
+    c.checkpoint_every = 100
+    return c
+
+
+class TrainingStopped(UserError):
+    """Training cannot go on (e.g. a non-finite loss)."""
+
+
+def _shipped_clip_source():
+    """The demo's clip as a one-utterance speech source (int16 records)."""
+    from vf_jax import audio_io, demo
+    return [{"audio": audio_io.to_pcm16(demo.load_clip())}]
+
+
+def _validation_sources(config):
+    """The validation split of ``config.data_dir``'s speech (other speakers
+    than training), else — no data folder or no validation split — the
+    training speech, said so."""
+    from vf_jax.data import loader
+    if not config.data_dir:
+        return loader.Sources(speech=_shipped_clip_source())
+    try:
+        sources = loader.Sources.from_data_dir(config.data_dir, split="validation")
+        if len(sources.speech) > 0:
+            return sources
+    except Exception:   # a dataset built without a validation split
+        pass
+    print(f"warning: {config.data_dir} has no validation speech; validating on training "
+          "speech", file=sys.stderr)
+    return loader.Sources.from_data_dir(config.data_dir)
+
+
+def validation_batches(config, host_batch: int) -> list[dict]:
+    """A fixed validation set: ``ceil(eval_examples / global batch)`` batches
+    of this host's crops (a separate seed), read once and kept on the host."""
+    from vf_jax.data import loader
+    global_batch = host_batch * jax.process_count()
+    count = max(1, -(-config.eval_examples // global_batch))
+    data = loader.make_loader(_validation_sources(config), batch_size=host_batch,
+                              seed=config.seed + 1, crop_seconds=config.crop_seconds,
+                              rir_seconds=config.rir_seconds, worker_count=0)
+    it = iter(data)
+    return [next(it) for _ in range(count)]
+
+
+def evaluate(eval_fn, params, batch_stats, batches, mesh, seed: int):
+    """Validation metrics over ``batches`` (means) and the first batch's media."""
+    totals, media = {}, None
+    for i, batch in enumerate(batches):
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), 1_000_000 + i)
+        out = jax.device_get(eval_fn(params, batch_stats, ts.global_batch(batch, mesh), key))
+        for k in ("mel_l1_sum", "input_mel_l1_sum", "count", "mel_lsd_sum",
+                  "input_mel_lsd_sum", "examples"):
+            totals[k] = totals.get(k, 0.0) + float(out[k])
+        if media is None:
+            media = {k: np.asarray(v) for k, v in out.items() if np.ndim(v) > 0}
+    values = {"mel_l1": totals["mel_l1_sum"] / totals["count"],
+              "input_mel_l1": totals["input_mel_l1_sum"] / totals["count"],
+              "mel_lsd": totals["mel_lsd_sum"] / totals["examples"],
+              "input_mel_lsd": totals["input_mel_lsd_sum"] / totals["examples"]}
+    return values, media
+
+
+def _listen(media: dict, vocoder_params, length: int) -> np.ndarray:
+    """The restored mels as sound: the vocoder when given, else Griffin-Lim."""
+    if vocoder_params is not None:
+        from vf_jax import restore
+        return restore.vocode(vocoder_params, media["restored_mel"], length)
+    from vf_jax import mel_inversion
+    return np.asarray(mel_inversion.griffin_lim(media["restored_mel"], ts.FRONT_END, length))
+
+
+def _load_vocoder(path: str):
+    if not path:
+        return None
+    from vf_jax import weights
+    variables, _ = weights.load(path)
+    return variables["vocoder"]["params"]
+
+
+def restore_log_mel(config: ml_collections.ConfigDict, state, wav) -> np.ndarray:
+    """A trained network on 44.1 kHz audio ``(samples,)`` or ``(B, samples)``:
+    the restored log10 mel ``(..., frames, 128)`` (eval mode)."""
+    import jax.numpy as jnp
+
+    from vf_jax import mel as mel_lib
+    from vf_jax import models
+    model = models.analysis_module(config.model)
+
+    @jax.jit
+    def run(variables, wav):
+        mel, _ = mel_lib.mel_spectrogram(wav, ts.FRONT_END)
+        return model.apply(variables, mel, False, True, None)
+    return np.asarray(run({"params": state.params, "batch_stats": state.batch_stats},
+                          jnp.asarray(wav, jnp.float32)))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
+    """Train until ``config.num_steps`` (or a stop); returns the final state
+    (on the host, one copy)."""
+    import os
+    os.makedirs(workdir, exist_ok=True)
+
+    # ------------------------------------------------------------- mesh ---
+    if config.get("distributed", False):
+        jax.distributed.initialize()
+    mesh = ts.make_mesh(jax.devices())
+    local_devices = jax.local_device_count()
+    host_batch = config.batch_size_per_device * local_devices
+
+    # ------------------------------------------------------------ input ---
+    from vf_jax.data import loader
+    if config.data_dir:
+        sources = loader.Sources.from_data_dir(config.data_dir)
+    else:
+        sources = loader.Sources(speech=_shipped_clip_source())
+    data = loader.make_loader(sources, batch_size=host_batch, seed=config.seed,
+                              crop_seconds=config.crop_seconds, rir_seconds=config.rir_seconds,
+                              worker_count=config.worker_count)
+    data_iter = iter(data)
+    eval_every = config.get("eval_every", 0)
+    eval_batches = (validation_batches(config, config.eval_batch_size_per_device * local_devices)
+                    if eval_every else [])
+
+    # ---------------------------------------------- model and optimiser ---
+    state = ts.init_state(config, jax.random.PRNGKey(config.seed))
+
+    # ------------------------------------------------------- checkpoint ---
+    manager = checkpoints.manager(workdir, config.get("keep_checkpoints", 3),
+                                  best_metric=BEST_METRIC if eval_every else None)
+    restored = checkpoints.restore_newest(manager, checkpoints.abstract(state), data_iter,
+                                          workdir)
+    if restored is not None:
+        state = restored
+        print(f"resumed from step {int(state.step)}", file=sys.stderr)
+
+    # ------------------------------------------------------ update step ---
+    if config.parallel == "pmap":
+        step_fn = ts.pmap_step(config)
+        state = ts.replicate(state)
+        to_device = lambda b: {k: v.reshape(local_devices, -1, *v.shape[1:])
+                               for k, v in b.items()}
+        unreplicate = lambda s: jax.tree_util.tree_map(lambda x: x[0], s)
+        # Validation runs jitted over the mesh on a replicated copy.
+        eval_variables = lambda s: ts.place_replicated(
+            jax.device_get((s.params, s.batch_stats)), mesh)
+    elif config.parallel == "jit":
+        step_fn = ts.jit_step(config, mesh)
+        state = ts.place_replicated(state, mesh)
+        to_device = lambda b: ts.global_batch(b, mesh)
+        unreplicate = lambda s: s
+        eval_variables = lambda s: (s.params, s.batch_stats)
+    else:
+        raise UserError(f"config.parallel must be jit or pmap, got {config.parallel!r}")
+    eval_fn = ts.jit_eval_step(config, mesh, config.get("media_examples", 2)) if eval_every \
+        else None
+
+    # -------------------------------------------------------- summaries ---
+    logs = summaries.Summaries(workdir, tensorboard=config.get("tensorboard", True))
+    vocoder_params = _load_vocoder(config.get("vocoder_weights", "")) if eval_every else None
+    crop = int(round(config.crop_seconds * ts.FRONT_END.sample_rate))
+
+    def validate(step: int, first: bool) -> dict:
+        values, media = evaluate(eval_fn, *eval_variables(unreplicate(state)), eval_batches,
+                                 mesh, config.seed)
+        logs.scalars(step, values, prefix="val/")
+        heard = _listen(media, vocoder_params, crop) if logs.active else None
+        for i in range(len(media["restored_mel"]) if logs.active else 0):
+            logs.mel(f"mel/{i}/restored", step, media["restored_mel"][i])
+            logs.audio(f"audio/{i}/restored", step, heard[i], ts.FRONT_END.sample_rate)
+            if first:   # inputs and targets do not change: once per run
+                logs.mel(f"mel/{i}/degraded", step, media["degraded_mel"][i])
+                logs.mel(f"mel/{i}/clean", step, media["clean_mel"][i])
+                logs.audio(f"audio/{i}/degraded", step, media["degraded"][i],
+                           ts.FRONT_END.sample_rate)
+                logs.audio(f"audio/{i}/clean", step, media["clean"][i],
+                           ts.FRONT_END.sample_rate)
+        logs.flush()
+        return {"val/" + k: v for k, v in values.items()}
+
+    # ------------------------------------------------------------- loop ---
+    stop = {"signal": None}
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: stop.update(signal=sig))
+    log_every = config.get("log_every", 10)
+    checkpoint_every = config.get("checkpoint_every", 1000)
+    time_budget = config.get("max_train_seconds", 0.0)
+    start_step = int(unreplicate(state).step)
+    bar = None
+    if not config.get("quiet", False):   # progress with ETA; host-side only
+        from tqdm import tqdm
+        bar = tqdm(total=config.num_steps, initial=start_step, unit="step", desc="training",
+                   file=sys.stderr, dynamic_ncols=True)
+    started = time.perf_counter()
+    validated = False
+    try:
+        for step in range(start_step, config.num_steps):
+            batch = next(data_iter)
+            state, metrics = step_fn(state, to_device(batch))
+            done = step + 1
+            if bar is not None:
+                bar.update(1)
+            elapsed = time.perf_counter() - started
+            out_of_time = bool(time_budget) and elapsed >= time_budget
+            stopping = stop["signal"] is not None or out_of_time
+            last_step = done == config.num_steps or stopping
+            logging = done % log_every == 0 or last_step
+            validating = bool(eval_every) and (done % eval_every == 0 or last_step)
+            saving = done % checkpoint_every == 0 or last_step or validating
+            if not (logging or saving):
+                continue
+            # The only host syncs: when logging, validating or saving. Nothing
+            # non-finite is saved.
+            values = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in metrics.items()}
+            if not (np.isfinite(values["loss"]) and np.isfinite(values["grad_norm"])):
+                manager.wait_until_finished()
+                raise TrainingStopped(
+                    f"non-finite loss or gradient at step {done}; the last good checkpoint "
+                    f"(step {manager.latest_step()}) is kept in {workdir}")
+            values["examples_per_second"] = (
+                (done - start_step) * host_batch * jax.process_count() / elapsed)
+            if logging:
+                logs.scalars(done, values)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{values['loss']:.4f}",
+                                    examples_s=f"{values['examples_per_second']:.1f}")
+            validation = validate(done, not validated) if validating else None
+            validated = validated or validating
+            if saving:
+                checkpoints.save(manager, done, unreplicate(state), data_iter, validation)
+            if stopping:
+                why = (f"signal {stop['signal']}" if stop["signal"] is not None
+                       else f"the time budget ({time_budget:g} s)")
+                if stop["signal"] is not None or not config.get("quiet", False):
+                    print(f"stopped by {why} at step {done}; checkpoint saved",
+                          file=sys.stderr)
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        signal.signal(signal.SIGTERM, previous)
+        manager.wait_until_finished()
+        manager.close()
+        logs.close()
+        del data_iter
+    return jax.device_get(unreplicate(state))
