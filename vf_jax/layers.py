@@ -97,19 +97,25 @@ def conv_transpose(x, kernel, stride: Sequence[int], padding: Sequence[int],
     ``kernel`` is ``(*spatial, in, out)``, in PyTorch's element order (its
     ``(in, out, *spatial)`` weight transposed, not flipped). Output size per axis:
     ``(L - 1) * stride - 2 * padding + k + output_padding``.
+
+    Computed as zeros stuffed between the input samples (``lax.pad`` with
+    interior padding), then a plain stride-1 convolution with the flipped
+    kernel. Equal to ``conv_general_dilated(lhs_dilation=stride)``, but its
+    gradients are plain convolutions too: on CPU the lhs-dilated form's
+    backward pass ran 15-40x slower (``benchmarks/train_speed.py``).
     """
     nd = len(stride)
     output_padding = output_padding or (0,) * nd
     k = kernel.shape[:nd]
     flipped = jnp.flip(kernel, axis=tuple(range(nd)))
-    pads = [(k[i] - 1 - padding[i], k[i] - 1 - padding[i] + output_padding[i])
-            for i in range(nd)]
+    config = [(0, 0, 0)] + [(k[i] - 1 - padding[i], k[i] - 1 - padding[i] + output_padding[i],
+                             stride[i] - 1) for i in range(nd)] + [(0, 0, 0)]
+    stuffed = lax.pad(x, jnp.zeros((), x.dtype), config)
     spatial = "HW"[:nd] if nd == 2 else "H"
-    dn = lax.conv_dimension_numbers(x.shape, flipped.shape,
+    dn = lax.conv_dimension_numbers(stuffed.shape, flipped.shape,
                                     (f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"))
-    return lax.conv_general_dilated(x, flipped, window_strides=(1,) * nd,
-                                    padding=pads, lhs_dilation=tuple(stride),
-                                    dimension_numbers=dn)
+    return lax.conv_general_dilated(stuffed, flipped, window_strides=(1,) * nd,
+                                    padding="VALID", dimension_numbers=dn)
 
 
 class ConvBlockRes(nn.Module):
@@ -132,6 +138,18 @@ class ConvBlockRes(nn.Module):
         return x + h
 
 
+def average_pool_2x2(x):
+    """2x2 average pooling, stride 2, odd edges dropped (PyTorch's
+    ``avg_pool2d(x, 2)``): ``(B, T, F, C) -> (B, T // 2, F // 2, C)``.
+
+    A reshape and a mean rather than ``reduce_window``, whose gradient is far
+    slower on CPU; same numbers.
+    """
+    b, t, f, c = x.shape
+    x = x[:, :t // 2 * 2, :f // 2 * 2]
+    return jnp.mean(x.reshape(b, t // 2, 2, f // 2, 2, c), axis=(2, 4))
+
+
 class EncoderBlockRes(nn.Module):
     """Four ConvBlockRes, then 2x2 average pooling (floor).
 
@@ -145,8 +163,7 @@ class EncoderBlockRes(nn.Module):
         for i in range(4):
             x = ConvBlockRes(self.features, self.momentum, name=f"block{i + 1}")(
                 x, train_bn, valid)
-        pooled = nn.avg_pool(x, (2, 2), strides=(2, 2), padding="VALID")
-        return pooled, x
+        return average_pool_2x2(x), x
 
 
 class DecoderBlockRes(nn.Module):
