@@ -154,3 +154,35 @@ def test_validation_audio_through_a_converted_vocoder(tmp_path, weights_dir):
     acc.Reload()
     restored = acc.Audio("audio/0/restored")
     assert [a.step for a in restored] == [2] and restored[0].length_frames == 22050
+
+
+def run_train(workdir, *overrides):
+    cmd = [sys.executable, "-m", "train.analysis", "--config", "configs/tiny.py",
+           "--workdir", str(workdir), "--config.quiet=True", *overrides]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_command_line_overrides_reach_the_run(tmp_path):
+    workdir = tmp_path / "run"
+    proc = run_train(workdir, "--config.model=bigru", "--config.num_steps=3",
+                     "--config.eval_every=0", "--config.crop_seconds=0.5",
+                     "--config.batch_size_per_device=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manager = ocp.CheckpointManager(str(workdir / "checkpoints"))
+    assert manager.all_steps() == [3]
+    state = manager.restore(3, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    assert "gru" in state["state"]["params"]          # VF-BiGRU, not the config's VF-DNN
+    rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [3]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--config.data_dir={missing}", "no gsr_speech dataset in"),
+    ("--config.parallel=threads", "config.parallel must be jit or pmap"),
+    ("--config.no_such_key=1", "no_such_key"),
+])
+def test_bad_settings_fail_with_one_line(tmp_path, override, message):
+    proc = run_train(tmp_path / "run", override.format(missing=tmp_path / "missing"),
+                     "--config.num_steps=2")
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]

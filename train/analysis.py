@@ -15,6 +15,7 @@ itself is ``vf_jax/analysis_training.py``.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from vf_jax.analysis_training import TrainingStopped, train_and_evaluate  # noqa: F401
@@ -28,8 +29,19 @@ def main(argv=None) -> int:
     config_flags.DEFINE_config_file("config", None, "training config file", lock_config=True)
     flags.DEFINE_string("workdir", None, "run folder (checkpoints, metrics)")
     flags.mark_flags_as_required(["config", "workdir"])
-    flags.FLAGS(sys.argv if argv is None else argv)
-    config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
+    try:
+        flags.FLAGS(sys.argv if argv is None else argv)
+        path = config_flags.get_config_filename(flags.FLAGS["config"]).split(":")[0]
+        if not os.path.isfile(path):
+            raise ValueError(f"no config file {path}")
+        config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
+        _ = config.num_steps   # a config file that fails to load fails here
+    except Exception as e:   # unknown keys, bad values, a missing config file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
+        if isinstance(e, AttributeError):
+            first = f"unknown setting {first.strip(chr(34))}"
+        print(f"python -m train.analysis: bad command line: {first}", file=sys.stderr)
+        return 2
 
     def job() -> int:
         train_and_evaluate(config, workdir)

@@ -112,7 +112,7 @@ def _validation_sources(config):
         sources = loader.Sources.from_data_dir(config.data_dir, split="validation")
         if len(sources.speech) > 0:
             return sources
-    except Exception:   # a dataset built without a validation split
+    except UserError:   # a dataset built without a validation split
         pass
     print(f"warning: {config.data_dir} has no validation speech; validating on training "
           "speech", file=sys.stderr)

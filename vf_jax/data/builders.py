@@ -96,5 +96,14 @@ def dataset_name(kind: str) -> str:
 
 
 def data_source(kind: str, data_dir: str, split: str):
-    """Random-access source of a built dataset (``ds[i]`` -> dict of numpy)."""
-    return BUILDERS[kind](data_dir=data_dir).as_data_source(split=split)
+    """Random-access source of a built dataset (``ds[i]`` -> dict of numpy).
+    A dataset that is not built, or lacks ``split``, is a :class:`UserError`."""
+    from vf_jax.errors import UserError
+    builder = BUILDERS[kind](data_dir=data_dir)
+    if not builder.is_prepared():
+        raise UserError(f"no {builder.name} dataset in {data_dir}; build it with: python -m "
+                        f"vf_jax.data build {kind} --src ... --data-dir {data_dir}")
+    if split not in builder.info.splits:
+        raise UserError(f"{builder.name} in {data_dir} has no {split!r} split "
+                        f"(it has: {', '.join(builder.info.splits) or 'none'})")
+    return builder.as_data_source(split=split)
