@@ -186,3 +186,42 @@ def test_bad_settings_fail_with_one_line(tmp_path, override, message):
                      "--config.num_steps=2")
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_two_processes_train_together_and_resume(tmp_path):
+    """Several hosts: two CPU processes (one device each) joined by
+    ``jax.distributed`` train one model over a 2-device global mesh, write one
+    set of checkpoints and logs, and resume together."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    workdir = tmp_path / "run"
+
+    def launch(steps, port):
+        env = dict(os.environ, JAX_PLATFORMS="cpu")
+        env.pop("XLA_FLAGS", None)
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "train.analysis", "--config", "configs/tiny.py",
+             "--workdir", str(workdir), "--config.distributed=True",
+             f"--config.coordinator_address=localhost:{port}", "--config.num_processes=2",
+             f"--config.process_id={i}", f"--config.num_steps={steps}", "--config.eval_every=4",
+             "--config.checkpoint_every=2", "--config.log_every=1", "--config.crop_seconds=0.5",
+             "--config.batch_size_per_device=2", "--config.eval_examples=4",
+             "--config.eval_batch_size_per_device=2", "--config.quiet=True"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(2)]
+        results = [p.communicate(timeout=600) for p in procs]
+        for p, (_, err) in zip(procs, results):
+            assert p.returncode == 0, err[-2000:]
+        return [err for _, err in results]
+
+    launch(4, port)
+    assert ocp.CheckpointManager(str(workdir / "checkpoints")).all_steps() == [2, 4]
+    errs = launch(6, port + 1 if port < 65535 else port - 1)
+    assert all("resumed from step 4" in e for e in errs)
+    rows = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    train_rows = [r["step"] for r in rows if "loss" in r]
+    assert train_rows == [1, 2, 3, 4, 5, 6]                 # process 0 alone writes
+    assert [r["step"] for r in rows if "val/mel_l1" in r] == [4, 6]
+    assert all(r["examples_per_second"] > 0 for r in rows if "loss" in r)

@@ -57,6 +57,9 @@ def base_config(model: str) -> ml_collections.ConfigDict:
     c.parallel = "jit"                  # jit (mesh, sharded batch) | pmap
     c.num_steps = 400_000
     c.distributed = False               # several hosts: jax.distributed.initialize()
+    c.coordinator_address = ""          # host:port of process 0 (auto-detected on TPU pods)
+    c.num_processes = 1
+    c.process_id = 0
     c.max_train_seconds = 0.0           # > 0: save and stop after this much training time
     # Validation: a fixed set of crops with fixed degradations (mel L1, mel LSD).
     c.eval_every = 1000                 # 0: no validation
@@ -95,10 +98,11 @@ class TrainingStopped(UserError):
     """Training cannot go on (e.g. a non-finite loss)."""
 
 
-def _shipped_clip_source():
-    """The demo's clip as a one-utterance speech source (int16 records)."""
+def _shipped_clip_source(copies: int = 8):
+    """The demo's clip as a speech source (int16 records): ``copies`` records
+    of it, so that up to that many hosts each get a shard."""
     from vf_jax import audio_io, demo
-    return [{"audio": audio_io.to_pcm16(demo.load_clip())}]
+    return [{"audio": audio_io.to_pcm16(demo.load_clip())}] * copies
 
 
 def _validation_sources(config):
@@ -184,6 +188,18 @@ def restore_log_mel(config: ml_collections.ConfigDict, state, wav) -> np.ndarray
                           jnp.asarray(wav, jnp.float32)))
 
 
+def initialize_distributed(config) -> None:
+    """``jax.distributed.initialize()``: on TPU pods and SLURM/MPI clusters it
+    finds its peers itself; elsewhere ``config.coordinator_address``,
+    ``num_processes`` and ``process_id`` say. CPU processes talk over gloo."""
+    kwargs = {}
+    if config.get("coordinator_address", ""):
+        kwargs = dict(coordinator_address=config.coordinator_address,
+                      num_processes=config.num_processes, process_id=config.process_id)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(**kwargs)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     """Train until ``config.num_steps`` (or a stop); returns the final state
     (on the host, one copy)."""
@@ -192,7 +208,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
     # ------------------------------------------------------------- mesh ---
     if config.get("distributed", False):
-        jax.distributed.initialize()
+        initialize_distributed(config)
     mesh = ts.make_mesh(jax.devices())
     local_devices = jax.local_device_count()
     host_batch = config.batch_size_per_device * local_devices
@@ -220,7 +236,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     restored = checkpoints.restore_newest(manager, checkpoints.abstract(state), data_iter,
                                           workdir)
     if restored is not None:
-        state = restored
+        # On the host: placing device arrays onto a mesh spanning other hosts
+        # would be a cross-host transfer; host values go to every process's devices.
+        state = jax.device_get(restored)
         print(f"resumed from step {int(state.step)}", file=sys.stderr)
 
     # ------------------------------------------------------ update step ---
