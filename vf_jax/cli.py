@@ -1,4 +1,4 @@
-"""Command line: ``python -m vf_jax {restore,convert,degrade,demo} ...``.
+"""Command line: ``python -m vf_jax {restore,convert,degrade,demo,evaluate} ...``.
 
 Every failure the user can cause ends with one line on stderr and a non-zero
 exit (1: the job failed, 2: bad arguments); no tracebacks unless
@@ -170,6 +170,33 @@ def cmd_demo(args) -> int:
                     train_seconds=args.train_seconds)
 
 
+# ------------------------------------------------------------- evaluate ---
+
+def cmd_evaluate(args) -> int:
+    from vf_jax import evaluate
+    if args.workers < 0:
+        raise UserError("--workers must be 0 (automatic) or more")
+    if (args.est is None) == (args.input is None):
+        raise UserError("give either --est (estimates to score) or --input (degraded files "
+                        "to restore first, with --weights)")
+    inputs, status = None, 0
+    est = args.est
+    if args.input is not None:
+        if not os.path.isdir(args.input):
+            raise UserError(f"--input {args.input} is not a folder")
+        est = os.path.join(args.out, "restored")
+        status = cmd_restore(argparse.Namespace(
+            input=args.input, output=est, weights=args.weights, mode=args.mode, seed=0,
+            subtype="FLOAT", overwrite=args.overwrite, quiet=args.quiet))
+        from vf_jax.audio_io import find_audio_files
+        inputs = {os.path.splitext(r)[0]: os.path.join(args.input, r)
+                  for r in find_audio_files(args.input)}
+    evaluate.run(args.ref, est, args.out, workers=args.workers,
+                 with_dnsmos=not args.no_dnsmos, overwrite=args.overwrite, quiet=args.quiet,
+                 inputs=inputs)
+    return status
+
+
 # ---------------------------------------------------------------- main ---
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "clip and restore with it (default 60; 0: only degrade)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    e = sub.add_parser("evaluate", help="the paper's metrics over folders, per subset")
+    e.add_argument("--ref", required=True, help="folder of references (clean speech)")
+    e.add_argument("--est", default=None, help="folder of estimates (same relative paths)")
+    e.add_argument("--input", default=None,
+                   help="instead of --est: degraded files to restore first (into OUT/restored)")
+    e.add_argument("--weights", default=None, help="weights folder for --input (default: cache)")
+    e.add_argument("--mode", type=int, choices=(0, 1, 2), default=0, help="restore mode")
+    e.add_argument("--out", default="evaluation", help="report folder (default evaluation)")
+    e.add_argument("--workers", type=int, default=0, help="worker processes (0: up to 4)")
+    e.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
     return p
 
 
