@@ -109,3 +109,26 @@ def test_restore_first_then_evaluate(tmp_path, weights_dir, capsys):
     assert (out / "figure_sub.png").exists()
     assert main(["evaluate", "--ref", str(ref), "--out", str(tmp_path / "r"), "--quiet"]) == 1
     assert "either --est" in capsys.readouterr().err
+
+
+def test_gsr_testset_by_name(tmp_path, weights_dir):
+    """``--testset``: the built GSR test sets are exported, restored and scored
+    per subset."""
+    from vf_jax.data.__main__ import main as data_main
+    src = tmp_path / "TestSets"
+    x = speech_like(0.5, seed=4)
+    for path, y in (("ALL_GSR/simulated/12_noisy.wav", 0.5 * x),
+                    ("ALL_GSR/target/12_clean.wav", x),
+                    ("DECLI/0.25/p232_005_clip.wav", np.clip(x, -0.1, 0.1)),
+                    ("DECLI/GroundTruth/p232_005_mic1.wav", x)):
+        (src / path).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(src / path, y, SR)
+    data = tmp_path / "tfds"
+    assert data_main(["build", "testset", "--src", str(src), "--data-dir", str(data),
+                      "--quiet"]) == 0
+    out = tmp_path / "report"
+    assert main(["evaluate", "--testset", str(data), "--weights", weights_dir, "--out",
+                 str(out), "--no-dnsmos", "--workers", "1", "--quiet"]) == 0
+    report = json.load(open(out / "summary.json"))
+    assert sorted(report["summary"]) == ["all", "all_gsr", "declip_0.25"]
+    assert not report["unpaired"]["reference_only"] and not report["unreadable"]

@@ -176,6 +176,15 @@ def cmd_evaluate(args) -> int:
     from vf_jax import evaluate
     if args.workers < 0:
         raise UserError("--workers must be 0 (automatic) or more")
+    if args.testset is not None:
+        if args.ref is not None or args.input is not None:
+            raise UserError("--testset gives the references and inputs; drop --ref/--input")
+        args.ref, testset_inputs = evaluate.export_testset(
+            args.testset, os.path.join(args.out, "testset"))
+        if args.est is None:
+            args.input = testset_inputs
+    if args.ref is None:
+        raise UserError("give --ref (references) or --testset (a built GSR test set)")
     if (args.est is None) == (args.input is None):
         raise UserError("give either --est (estimates to score) or --input (degraded files "
                         "to restore first, with --weights)")
@@ -256,7 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     e = sub.add_parser("evaluate", help="the paper's metrics over folders, per subset")
-    e.add_argument("--ref", required=True, help="folder of references (clean speech)")
+    e.add_argument("--ref", default=None, help="folder of references (clean speech)")
+    e.add_argument("--testset", default=None,
+                   help="instead of --ref: the TFDS data folder holding the GSR test sets "
+                        "(python -m vf_jax.data build testset); restored with --weights "
+                        "unless --est is given")
     e.add_argument("--est", default=None, help="folder of estimates (same relative paths)")
     e.add_argument("--input", default=None,
                    help="instead of --est: degraded files to restore first (into OUT/restored)")

@@ -52,6 +52,27 @@ def pair_files(ref_dir: str, est_dir: str):
             sorted(set(ests) - set(refs)))
 
 
+def export_testset(data_dir: str, folder: str, quiet: bool = True) -> tuple[str, str]:
+    """The ``gsr_testset`` dataset of ``data_dir`` (``python -m vf_jax.data build
+    testset``) as ``folder/clean/<subset>/<name>.wav`` and
+    ``folder/degraded/<subset>/<name>.wav`` (44.1 kHz); files already there
+    are kept. Returns ``(clean folder, degraded folder)``."""
+    from vf_jax.data import builders
+    source = builders.data_source("testset", data_dir, "test")
+    clean_dir, degraded_dir = os.path.join(folder, "clean"), os.path.join(folder, "degraded")
+    for i in range(len(source)):
+        record = source[i]
+        subset = record["subset"].decode() if isinstance(record["subset"], bytes) \
+            else str(record["subset"])
+        name = record["name"].decode() if isinstance(record["name"], bytes) else str(record["name"])
+        rel = os.path.join(subset, os.path.splitext(os.path.basename(name))[0] + ".wav")
+        for root, field in ((clean_dir, "clean"), (degraded_dir, "degraded")):
+            path = os.path.join(root, rel)
+            if not os.path.exists(path):
+                audio_io.write_audio(path, audio_io.from_pcm16(record[field]), 44100)
+    return clean_dir, degraded_dir
+
+
 def subset_of(key: str) -> str:
     parts = key.replace(os.sep, "/").split("/")
     return parts[0] if len(parts) > 1 else "."
