@@ -101,7 +101,8 @@ def test_logs_tensorboard_scalars_images_audio_and_validation(tmp_path):
     tags = acc.Tags()
     for name in ("loss", "learning_rate", "grad_norm", "examples_per_second"):
         assert [e.step for e in acc.Scalars(name)] == list(range(1, 9))
-    for name in ("mel_l1", "input_mel_l1", "mel_lsd", "input_mel_lsd"):
+    for name in ("mel_l1", "input_mel_l1", "mel_lsd", "input_mel_lsd", "mel_sispnr",
+                 "input_mel_sispnr"):
         assert [e.step for e in acc.Scalars("val/" + name)] == [4, 8]
     assert sorted(tags["images"]) == ["mel/0/clean", "mel/0/degraded", "mel/0/restored"]
     assert sorted(tags["audio"]) == ["audio/0/clean", "audio/0/degraded", "audio/0/restored"]

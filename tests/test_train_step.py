@@ -178,6 +178,10 @@ def test_eval_step_metrics_match_numpy_on_its_own_mels():
     assert float(out["input_mel_l1_sum"]) / count == pytest.approx(l1_in / count, rel=1e-4)
     assert float(out["mel_lsd_sum"]) == pytest.approx(lsd, rel=1e-4)
     assert float(out["input_mel_lsd_sum"]) == pytest.approx(lsd_in, rel=1e-4)
+    from vf_jax import metrics
+    sp = sum(metrics.sispnr(np.asarray(out["restored_mel"][i, :v]),
+                            np.asarray(out["clean_mel"][i, :v])) for i, v in enumerate(valid))
+    assert float(out["mel_sispnr_sum"]) == pytest.approx(sp, rel=1e-3)
     assert out["degraded"].shape == out["clean"].shape == batch["speech"].shape
     # The step is deterministic for a key: validation sees the same inputs every time.
     again = jax.device_get(jax.jit(ts.make_eval_step(config, media_examples=3))(

@@ -61,7 +61,7 @@ def base_config(model: str) -> ml_collections.ConfigDict:
     c.num_processes = 1
     c.process_id = 0
     c.max_train_seconds = 0.0           # > 0: save and stop after this much training time
-    # Validation: a fixed set of crops with fixed degradations (mel L1, mel LSD).
+    # Validation: a fixed set of crops with fixed degradations (mel L1, LSD, SiSPNR).
     c.eval_every = 1000                 # 0: no validation
     c.eval_examples = 64
     c.eval_batch_size_per_device = 8
@@ -143,14 +143,16 @@ def evaluate(eval_fn, params, batch_stats, batches, mesh, seed: int):
         key = jax.random.fold_in(jax.random.PRNGKey(seed), 1_000_000 + i)
         out = jax.device_get(eval_fn(params, batch_stats, ts.global_batch(batch, mesh), key))
         for k in ("mel_l1_sum", "input_mel_l1_sum", "count", "mel_lsd_sum",
-                  "input_mel_lsd_sum", "examples"):
+                  "input_mel_lsd_sum", "mel_sispnr_sum", "input_mel_sispnr_sum", "examples"):
             totals[k] = totals.get(k, 0.0) + float(out[k])
         if media is None:
             media = {k: np.asarray(v) for k, v in out.items() if np.ndim(v) > 0}
     values = {"mel_l1": totals["mel_l1_sum"] / totals["count"],
               "input_mel_l1": totals["input_mel_l1_sum"] / totals["count"],
               "mel_lsd": totals["mel_lsd_sum"] / totals["examples"],
-              "input_mel_lsd": totals["input_mel_lsd_sum"] / totals["examples"]}
+              "input_mel_lsd": totals["input_mel_lsd_sum"] / totals["examples"],
+              "mel_sispnr": totals["mel_sispnr_sum"] / totals["examples"],
+              "input_mel_sispnr": totals["input_mel_sispnr_sum"] / totals["examples"]}
     return values, media
 
 

@@ -1,11 +1,14 @@
 """Restoration metrics, following the original evaluation code's conventions
 (voicefixer_main ``evaluation/metrics.py``; facts, "Evaluation").
 
-Both signals are mono at the reference's rate. Spectral metrics use STFT
-magnitudes with a Hann window, centred frames and reflect padding (librosa 0.8,
-which the original ran): n_fft 2048, hop 441 at 44.1 kHz (mel: 128 HTK bands,
+Both signals are mono at the reference's rate, cut to the shorter, and taken
+at their own levels (no level normalisation, as the original). Spectral
+metrics use STFT magnitudes with a Hann window, centred frames and reflect
+padding (librosa 0.8, which the original ran): n_fft 2048, hop 441 at 44.1 kHz (mel: 128 HTK bands,
 no area normalisation, as torchaudio's ``MelScale``); n_fft 743, hop 160, 80
-mels at 16 kHz. Other rates are resampled to 44.1 kHz for these metrics.
+mels at 16 kHz (torchaudio places the bins at ``linspace(0, 8000, 372)``, as
+:func:`vf_jax.mel.mel_filterbank` does, not at the odd FFT's true
+frequencies). Other rates are resampled to 44.1 kHz for these metrics.
 ``EPS`` = 1e-8 throughout, where the original puts it.
 
 - LSD: ``mean_t sqrt(mean_f log10((S² + eps)/(Ŝ² + eps))²)`` on magnitudes.

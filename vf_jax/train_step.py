@@ -170,8 +170,10 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
     validation sees the same inputs), the network in eval mode (stored
     BatchNorm statistics, no dropout). ``out`` holds sums over the batch —
     ``mel_l1_sum`` and ``input_mel_l1_sum`` over ``count`` (valid frames x
-    mels; the loss of the restored and of the degraded mel), ``mel_lsd_sum`` and
-    ``input_mel_lsd_sum`` over ``examples`` — and, for the first
+    mels; the loss of the restored and of the degraded mel), ``mel_lsd_sum``,
+    ``input_mel_lsd_sum``, ``mel_sispnr_sum`` and ``input_mel_sispnr_sum``
+    (SiSPNR of the log mel over the valid frames) over ``examples`` — and, for
+    the first
     ``media_examples``, the log10 mels ``degraded_mel``, ``restored_mel``,
     ``clean_mel`` ``(n, T, mels)`` and the waveforms ``degraded``, ``clean``
     ``(n, samples)``.
@@ -191,7 +193,12 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
         l1, count = mel_loss_sum(restored, mel_clean, valid, config.loss)
         l1_in, _ = mel_loss_sum(log_in, mel_clean, valid, config.loss)
         n = min(media_examples, degraded.shape[0])
+        frames = (jnp.arange(restored.shape[1])[None, :] < valid[:, None])[..., None]
         return {
+            "mel_sispnr_sum": jnp.sum(metrics_lib.sispnr_jax(restored * frames,
+                                                             log_clean * frames)),
+            "input_mel_sispnr_sum": jnp.sum(metrics_lib.sispnr_jax(log_in * frames,
+                                                                   log_clean * frames)),
             "mel_l1_sum": l1, "input_mel_l1_sum": l1_in, "count": count,
             "mel_lsd_sum": jnp.sum(metrics_lib.mel_lsd(log_clean, restored, valid)),
             "input_mel_lsd_sum": jnp.sum(metrics_lib.mel_lsd(log_clean, log_in, valid)),
