@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     from absl import flags
     from ml_collections import config_flags
 
-    from vf_jax.errors import run_guarded
+    from vf_jax.errors import first_line, run_guarded
     config_flags.DEFINE_config_file("config", None, "training config file", lock_config=True)
     flags.DEFINE_string("workdir", None, "run folder (checkpoints, metrics)")
     flags.mark_flags_as_required(["config", "workdir"])
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
         config, workdir = flags.FLAGS.config, flags.FLAGS.workdir
         _ = config.num_steps   # a config file that fails to load fails here
     except Exception as e:   # unknown keys, bad values, a missing config file
-        first = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
+        first = first_line(e, 500, last=True)
         if isinstance(e, AttributeError):
             first = f"unknown setting {first.strip(chr(34))}"
         print(f"python -m train.analysis: bad command line: {first}", file=sys.stderr)

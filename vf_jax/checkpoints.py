@@ -17,6 +17,8 @@ import time
 
 import jax
 
+from vf_jax.errors import first_line
+
 CHECKPOINTS = "checkpoints"
 BROKEN = "broken_checkpoints"
 
@@ -55,7 +57,7 @@ def restore_newest(mgr, abstract_state, data_iter, workdir: str):
                 data=grain.checkpoint.CheckpointRestore(data_iter)))
             return restored["state"]
         except Exception as e:   # partial or corrupt: fall back to the previous one
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            first = first_line(e)
             aside = os.path.join(workdir, BROKEN, f"{step}-{int(time.time())}")
             if jax.process_index() == 0:
                 os.makedirs(os.path.dirname(aside), exist_ok=True)

@@ -12,6 +12,13 @@ class UserError(Exception):
     """A problem with the user's input, files or environment (not a bug)."""
 
 
+def first_line(error: BaseException, limit: int = 200, last: bool = False) -> str:
+    """One line of ``error``'s message for a one-line report (its first, or
+    with ``last`` its last line; the type's name when the message is empty)."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return (lines[-1] if last else lines[0]).strip()[:limit]
+
+
 def run_guarded(prefix: str, job: Callable[[], int], interrupted: str = "interrupted") -> int:
     """Run ``job`` and turn every failure into one line on stderr (prefixed
     with ``prefix``) and an exit status: 1 for errors, 130 for Ctrl-C. A bug

@@ -4,12 +4,13 @@
 Both signals are mono at the reference's rate, cut to the shorter, and taken
 at their own levels (no level normalisation, as the original). Spectral
 metrics use STFT magnitudes with a Hann window, centred frames and reflect
-padding (librosa 0.8, which the original ran): n_fft 2048, hop 441 at 44.1 kHz (mel: 128 HTK bands,
-no area normalisation, as torchaudio's ``MelScale``); n_fft 743, hop 160, 80
-mels at 16 kHz (torchaudio places the bins at ``linspace(0, 8000, 372)``, as
-:func:`vf_jax.mel.mel_filterbank` does, not at the odd FFT's true
-frequencies). Other rates are resampled to 44.1 kHz for these metrics.
-``EPS`` = 1e-8 throughout, where the original puts it.
+padding (librosa 0.8, which the original ran): n_fft 2048, hop 441 at 44.1
+kHz (mel: 128 HTK bands, no area normalisation, as torchaudio's
+``MelScale``); n_fft 743, hop 160, 80 mels at 16 kHz (torchaudio places the
+bins at ``linspace(0, 8000, 372)``, as :func:`vf_jax.mel.mel_filterbank`
+does, not at the odd FFT's true frequencies). Other rates are resampled to
+44.1 kHz for these metrics. ``EPS`` = 1e-8 throughout, where the original
+puts it.
 
 - LSD: ``mean_t sqrt(mean_f log10((S² + eps)/(Ŝ² + eps))²)`` on magnitudes.
   The original writes ``log10(S²/(Ŝ² + eps) + eps)``: the same wherever
@@ -17,8 +18,8 @@ frequencies). Other rates are resampled to 44.1 kHz for these metrics.
   digital silence scored an LSD of several units; here they score 0.
 - SiSPNR (the original's ``sispec``): project the estimate onto the reference,
   ``t = <ŝ, s>/(|s|² + eps) s``; ``10 log10(|t|²/(|ŝ - t|² + eps) + eps)`` over
-  the whole spectrogram, on ``log10(max(S, eps))`` (``sispnr``) or on magnitudes
-  (``sispnr_linear``).
+  the whole spectrogram, on ``log10(max(S, eps))`` (the original's
+  ``sispec``, which the paper reports; its non-log variant is left out).
 - SSIM: scikit-image's ``structural_similarity`` on the magnitude
   spectrograms, window 7, ``data_range`` 2 (what scikit-image assumed for float
   images when the original ran).

@@ -89,16 +89,23 @@ def mel_loss_sum(restored_log, clean_mel, valid, kind: str = "log_l1"):
     return jnp.sum(diff * mask[..., None]), jnp.sum(mask) * diff.shape[-1]
 
 
+def degrade_and_analyse(batch, keys, degradation: ml_collections.ConfigDict):
+    """The degradations (one key per example) and the front end, on device:
+    ``(degraded, target, degraded mel, clean mel, valid frames)``; waveforms
+    ``(B, samples)``, mels ``(B, T, mels)`` linear, ``valid`` ``(B,)``."""
+    degraded, target = degradations.degrade_batch(
+        keys, batch["speech"], batch["noise"], batch["rir"], degradation)
+    mel_in, _ = mel_lib.mel_spectrogram(degraded, FRONT_END)
+    mel_clean, _ = mel_lib.mel_spectrogram(target, FRONT_END)
+    valid = 1 + batch["speech_length"] // FRONT_END.hop
+    return degraded, target, mel_in, mel_clean, valid
+
+
 def make_features(config: ml_collections.ConfigDict):
-    """``(batch, keys)`` -> ``(degraded mel, clean mel, valid frames)``: the
-    degradations (one key per example) and the front end, on device."""
+    """``(batch, keys)`` -> ``(degraded mel, clean mel, valid frames)``
+    (:func:`degrade_and_analyse`)."""
     def features(batch, keys):
-        degraded, target = degradations.degrade_batch(
-            keys, batch["speech"], batch["noise"], batch["rir"], config.degradation)
-        mel_in, _ = mel_lib.mel_spectrogram(degraded, FRONT_END)
-        mel_clean, _ = mel_lib.mel_spectrogram(target, FRONT_END)
-        valid = 1 + batch["speech_length"] // FRONT_END.hop
-        return mel_in, mel_clean, valid
+        return degrade_and_analyse(batch, keys, config.degradation)[2:]
     return features
 
 
@@ -173,8 +180,7 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
     mels; the loss of the restored and of the degraded mel), ``mel_lsd_sum``,
     ``input_mel_lsd_sum``, ``mel_sispnr_sum`` and ``input_mel_sispnr_sum``
     (SiSPNR of the log mel over the valid frames) over ``examples`` — and, for
-    the first
-    ``media_examples``, the log10 mels ``degraded_mel``, ``restored_mel``,
+    the first ``media_examples``, the log10 mels ``degraded_mel``, ``restored_mel``,
     ``clean_mel`` ``(n, T, mels)`` and the waveforms ``degraded``, ``clean``
     ``(n, samples)``.
     """
@@ -182,23 +188,19 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
 
     def eval_step(params, batch_stats, batch, key):
         keys = jax.random.split(key, batch["speech"].shape[0])
-        degraded, target = degradations.degrade_batch(
-            keys, batch["speech"], batch["noise"], batch["rir"], config.degradation)
-        mel_in, _ = mel_lib.mel_spectrogram(degraded, FRONT_END)
-        mel_clean, _ = mel_lib.mel_spectrogram(target, FRONT_END)
-        valid = 1 + batch["speech_length"] // FRONT_END.hop
+        degraded, target, mel_in, mel_clean, valid = degrade_and_analyse(
+            batch, keys, config.degradation)
         restored = model.apply({"params": params, "batch_stats": batch_stats}, mel_in,
                                False, True, None)
         log_in, log_clean = mel_lib.to_log(mel_in), mel_lib.to_log(mel_clean)
         l1, count = mel_loss_sum(restored, mel_clean, valid, config.loss)
         l1_in, _ = mel_loss_sum(log_in, mel_clean, valid, config.loss)
         n = min(media_examples, degraded.shape[0])
-        frames = (jnp.arange(restored.shape[1])[None, :] < valid[:, None])[..., None]
+        # Zeroed padding adds nothing to SiSPNR's sums: valid frames only.
+        sispnr = lambda est: jnp.sum(metrics_lib.sispnr_jax(
+            layers.mask_frames(est, valid), layers.mask_frames(log_clean, valid)))
         return {
-            "mel_sispnr_sum": jnp.sum(metrics_lib.sispnr_jax(restored * frames,
-                                                             log_clean * frames)),
-            "input_mel_sispnr_sum": jnp.sum(metrics_lib.sispnr_jax(log_in * frames,
-                                                                   log_clean * frames)),
+            "mel_sispnr_sum": sispnr(restored), "input_mel_sispnr_sum": sispnr(log_in),
             "mel_l1_sum": l1, "input_mel_l1_sum": l1_in, "count": count,
             "mel_lsd_sum": jnp.sum(metrics_lib.mel_lsd(log_clean, restored, valid)),
             "input_mel_lsd_sum": jnp.sum(metrics_lib.mel_lsd(log_clean, log_in, valid)),

@@ -20,7 +20,7 @@ import tempfile
 import jax
 import numpy as np
 
-from vf_jax.errors import UserError
+from vf_jax.errors import UserError, first_line
 
 FORMAT = "vf_jax-weights"
 VERSION = 1
@@ -145,7 +145,7 @@ def load(path: str) -> tuple[dict, dict]:
     try:
         variables = ocp.StandardCheckpointer().restore(os.path.join(path, VARIABLES_DIR))
     except Exception as e:   # missing, truncated or mismatched files
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        first = first_line(e, 300)
         raise UserError(f"broken weights folder {path}: {first}") from None
     expected = meta.get("shapes")
     if not isinstance(expected, dict):

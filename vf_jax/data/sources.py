@@ -21,7 +21,7 @@ import re
 import numpy as np
 
 from vf_jax import audio_io
-from vf_jax.errors import UserError
+from vf_jax.errors import UserError, first_line
 
 SAMPLE_RATE = 44100
 SILENCE_PEAK = 1e-4          # below this peak (about -80 dBFS) a file counts as silent
@@ -139,7 +139,7 @@ def open_tfds_speech(spec: str, data_dir: str | None = None, sample_rate: int | 
     try:
         records = tfds.data_source(name, data_dir=data_dir, split=split or "train")
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        first = first_line(e)
         raise UserError(f"cannot open TFDS dataset {spec!r} (prepared in the array_record "
                         f"format?): {first}") from None
     features = records.dataset_info.features
