@@ -45,6 +45,7 @@ def main() -> None:
 
     from configs.common import analysis_config
     from test_train_step import fixed_batch
+    from vf_jax import parallel
     from vf_jax import train_step as ts
 
     config = analysis_config("unet")
@@ -67,11 +68,11 @@ def main() -> None:
         jax.block_until_ready(m["loss"])
     ours = timed(jax_update, args.steps)
 
-    mesh = ts.make_mesh(jax.devices()[:1])
+    mesh = parallel.make_mesh(jax.devices()[:1])
     step = ts.jit_step(config, mesh)
-    gbatch = ts.global_batch(batch, mesh)
+    gbatch = parallel.global_batch(batch, mesh)
 
-    holder["state"] = ts.place_replicated(holder["state"], mesh)
+    holder["state"] = parallel.place_replicated(holder["state"], mesh)
 
     def jax_step():
         holder["state"], m = step(holder["state"], gbatch)

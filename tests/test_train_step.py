@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from test_degradations import speech_like
+from vf_jax import parallel
 from vf_jax import train_step as ts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,10 +66,10 @@ def test_each_architecture_learns_a_fixed_set(model):
     """Same examples and degradations every step: the loss falls."""
     config = small_config(model)
     config.batch_size_per_device = 4
-    mesh = ts.make_mesh(jax.devices()[:1])
+    mesh = parallel.make_mesh(jax.devices()[:1])
     step = ts.jit_step(config, mesh)
     state = ts.init_state(config, jax.random.PRNGKey(0))
-    batch = ts.global_batch(fixed_batch(4), mesh)
+    batch = parallel.global_batch(fixed_batch(4), mesh)
     fixed_rng = jax.random.PRNGKey(42)
     losses = []
     for _ in range(12):
@@ -88,6 +89,7 @@ def test_data_parallel_steps_match_one_device():
         sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, "tests")!r}]
         import numpy as np
         from test_train_step import small_config, fixed_batch
+        from vf_jax import parallel
         from vf_jax import train_step as ts
         config = small_config("bigru")
         # A large epsilon keeps Adam from turning rounding-level gradients
@@ -96,16 +98,16 @@ def test_data_parallel_steps_match_one_device():
         batch = fixed_batch(8)
         init = ts.init_state(config, jax.random.PRNGKey(0))
         def run(devices):
-            mesh = ts.make_mesh(jax.devices()[:devices])
+            mesh = parallel.make_mesh(jax.devices()[:devices])
             step = ts.jit_step(config, mesh)
-            state = ts.place_replicated(jax.tree_util.tree_map(lambda x: x.copy(), init), mesh)
+            state = parallel.place_replicated(jax.tree_util.tree_map(lambda x: x.copy(), init), mesh)
             for _ in range(3):
-                state, m = step(state, ts.global_batch(batch, mesh))
+                state, m = step(state, parallel.global_batch(batch, mesh))
             return state, float(m["loss"])
         one, loss_one = run(1)
         eight, loss_eight = run(8)
         pstep = ts.pmap_step(config)
-        state = ts.replicate(init)
+        state = parallel.replicate(init)
         local = {{k: v.reshape(8, 1, *v.shape[1:]) for k, v in batch.items()}}
         for _ in range(3):
             state, m = pstep(state, local)
@@ -135,10 +137,10 @@ def test_bf16_step_keeps_float32_parameters_and_tracks_float32():
     for bf16 in (False, True):
         config = small_config("dnn")
         config.bf16 = bf16
-        mesh = ts.make_mesh(jax.devices()[:1])
+        mesh = parallel.make_mesh(jax.devices()[:1])
         step = ts.jit_step(config, mesh)
         state = ts.init_state(config, jax.random.PRNGKey(0))
-        batch = ts.global_batch(fixed_batch(4), mesh)
+        batch = parallel.global_batch(fixed_batch(4), mesh)
         losses[bf16] = []
         for _ in range(8):
             state, metrics = step(state.replace(rng=jnp.array(jax.random.PRNGKey(42))), batch)

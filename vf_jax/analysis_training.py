@@ -14,17 +14,16 @@ the last good checkpoint.
 
 from __future__ import annotations
 
-import signal
 import sys
-import time
 
 import jax
 import ml_collections
 import numpy as np
 
-from vf_jax import checkpoints, degradations, summaries
+from vf_jax import degradations, parallel, training_loop
 from vf_jax import train_step as ts
 from vf_jax.errors import UserError
+from vf_jax.training_loop import TrainingStopped  # noqa: F401  (the loop's stop)
 
 BEST_METRIC = "val/mel_l1"
 
@@ -94,10 +93,6 @@ def tiny_config() -> ml_collections.ConfigDict:
     return c
 
 
-class TrainingStopped(UserError):
-    """Training cannot go on (e.g. a non-finite loss)."""
-
-
 def _shipped_clip_source(copies: int = 8):
     """The demo's clip as a speech source (int16 records): ``copies`` records
     of it, so that up to that many hosts each get a shard."""
@@ -141,7 +136,7 @@ def evaluate(eval_fn, params, batch_stats, batches, mesh, seed: int):
     totals, media = {}, None
     for i, batch in enumerate(batches):
         key = jax.random.fold_in(jax.random.PRNGKey(seed), 1_000_000 + i)
-        out = jax.device_get(eval_fn(params, batch_stats, ts.global_batch(batch, mesh), key))
+        out = jax.device_get(eval_fn(params, batch_stats, parallel.global_batch(batch, mesh), key))
         for k in ("mel_l1_sum", "input_mel_l1_sum", "count", "mel_lsd_sum",
                   "input_mel_lsd_sum", "mel_sispnr_sum", "input_mel_sispnr_sum", "examples"):
             totals[k] = totals.get(k, 0.0) + float(out[k])
@@ -190,28 +185,11 @@ def restore_log_mel(config: ml_collections.ConfigDict, state, wav) -> np.ndarray
                           jnp.asarray(wav, jnp.float32)))
 
 
-def initialize_distributed(config) -> None:
-    """``jax.distributed.initialize()``: on TPU pods and SLURM/MPI clusters it
-    finds its peers itself; elsewhere ``config.coordinator_address``,
-    ``num_processes`` and ``process_id`` say. CPU processes talk over gloo."""
-    kwargs = {}
-    if config.get("coordinator_address", ""):
-        kwargs = dict(coordinator_address=config.coordinator_address,
-                      num_processes=config.num_processes, process_id=config.process_id)
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(**kwargs)
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     """Train until ``config.num_steps`` (or a stop); returns the final state
-    (on the host, one copy)."""
-    import os
-    os.makedirs(workdir, exist_ok=True)
-
+    (on the host, one copy). The loop is :func:`vf_jax.training_loop.run`."""
     # ------------------------------------------------------------- mesh ---
-    if config.get("distributed", False):
-        initialize_distributed(config)
-    mesh = ts.make_mesh(jax.devices())
+    mesh = training_loop.mesh_for(config)
     local_devices = jax.local_device_count()
     host_batch = config.batch_size_per_device * local_devices
 
@@ -224,7 +202,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     data = loader.make_loader(sources, batch_size=host_batch, seed=config.seed,
                               crop_seconds=config.crop_seconds, rir_seconds=config.rir_seconds,
                               worker_count=config.worker_count)
-    data_iter = iter(data)
     eval_every = config.get("eval_every", 0)
     eval_batches = (validation_batches(config, config.eval_batch_size_per_device * local_devices)
                     if eval_every else [])
@@ -232,123 +209,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     # ---------------------------------------------- model and optimiser ---
     state = ts.init_state(config, jax.random.PRNGKey(config.seed))
 
-    # ------------------------------------------------------- checkpoint ---
-    manager = checkpoints.manager(workdir, config.get("keep_checkpoints", 3),
-                                  best_metric=BEST_METRIC if eval_every else None)
-    restored = checkpoints.restore_newest(manager, checkpoints.abstract(state), data_iter,
-                                          workdir)
-    if restored is not None:
-        # On the host: placing device arrays onto a mesh spanning other hosts
-        # would be a cross-host transfer; host values go to every process's devices.
-        state = jax.device_get(restored)
-        print(f"resumed from step {int(state.step)}", file=sys.stderr)
-
-    # ------------------------------------------------------ update step ---
-    if config.parallel == "pmap":
-        step_fn = ts.pmap_step(config)
-        state = ts.replicate(state)
-        to_device = lambda b: {k: v.reshape(local_devices, -1, *v.shape[1:])
-                               for k, v in b.items()}
-        unreplicate = lambda s: jax.tree_util.tree_map(lambda x: x[0], s)
-        # Validation runs jitted over the mesh on a replicated copy.
-        eval_variables = lambda s: ts.place_replicated(
-            jax.device_get((s.params, s.batch_stats)), mesh)
-    elif config.parallel == "jit":
-        step_fn = ts.jit_step(config, mesh)
-        state = ts.place_replicated(state, mesh)
-        to_device = lambda b: ts.global_batch(b, mesh)
-        unreplicate = lambda s: s
-        eval_variables = lambda s: (s.params, s.batch_stats)
-    else:
-        raise UserError(f"config.parallel must be jit or pmap, got {config.parallel!r}")
+    # ------------------------------------------------------- validation ---
     eval_fn = ts.jit_eval_step(config, mesh, config.get("media_examples", 2)) if eval_every \
         else None
-
-    # -------------------------------------------------------- summaries ---
-    logs = summaries.Summaries(workdir, tensorboard=config.get("tensorboard", True))
     vocoder_params = _load_vocoder(config.get("vocoder_weights", "")) if eval_every else None
     crop = int(round(config.crop_seconds * ts.FRONT_END.sample_rate))
+    rate = ts.FRONT_END.sample_rate
 
-    def validate(step: int, first: bool) -> dict:
-        values, media = evaluate(eval_fn, *eval_variables(unreplicate(state)), eval_batches,
+    def validate(state, step: int, first: bool, logs) -> dict:
+        values, media = evaluate(eval_fn, state.params, state.batch_stats, eval_batches,
                                  mesh, config.seed)
         logs.scalars(step, values, prefix="val/")
         heard = _listen(media, vocoder_params, crop) if logs.active else None
         for i in range(len(media["restored_mel"]) if logs.active else 0):
             logs.mel(f"mel/{i}/restored", step, media["restored_mel"][i])
-            logs.audio(f"audio/{i}/restored", step, heard[i], ts.FRONT_END.sample_rate)
+            logs.audio(f"audio/{i}/restored", step, heard[i], rate)
             if first:   # inputs and targets do not change: once per run
                 logs.mel(f"mel/{i}/degraded", step, media["degraded_mel"][i])
                 logs.mel(f"mel/{i}/clean", step, media["clean_mel"][i])
-                logs.audio(f"audio/{i}/degraded", step, media["degraded"][i],
-                           ts.FRONT_END.sample_rate)
-                logs.audio(f"audio/{i}/clean", step, media["clean"][i],
-                           ts.FRONT_END.sample_rate)
-        logs.flush()
+                logs.audio(f"audio/{i}/degraded", step, media["degraded"][i], rate)
+                logs.audio(f"audio/{i}/clean", step, media["clean"][i], rate)
         return {"val/" + k: v for k, v in values.items()}
 
     # ------------------------------------------------------------- loop ---
-    stop = {"signal": None}
-    previous = signal.signal(signal.SIGTERM, lambda sig, frame: stop.update(signal=sig))
-    log_every = config.get("log_every", 10)
-    checkpoint_every = config.get("checkpoint_every", 1000)
-    time_budget = config.get("max_train_seconds", 0.0)
-    start_step = int(unreplicate(state).step)
-    bar = None
-    if not config.get("quiet", False):   # progress with ETA; host-side only
-        from tqdm import tqdm
-        bar = tqdm(total=config.num_steps, initial=start_step, unit="step", desc="training",
-                   file=sys.stderr, dynamic_ncols=True)
-    started = time.perf_counter()
-    validated = False
+    task = training_loop.Task(make_step=lambda axis: ts.make_step(config, axis),
+                              validate=validate if eval_every else None,
+                              best_metric=BEST_METRIC)
+    data_iter = iter(data)
     try:
-        for step in range(start_step, config.num_steps):
-            batch = next(data_iter)
-            state, metrics = step_fn(state, to_device(batch))
-            done = step + 1
-            if bar is not None:
-                bar.update(1)
-            elapsed = time.perf_counter() - started
-            out_of_time = bool(time_budget) and elapsed >= time_budget
-            stopping = stop["signal"] is not None or out_of_time
-            last_step = done == config.num_steps or stopping
-            logging = done % log_every == 0 or last_step
-            validating = bool(eval_every) and (done % eval_every == 0 or last_step)
-            saving = done % checkpoint_every == 0 or last_step or validating
-            if not (logging or saving):
-                continue
-            # The only host syncs: when logging, validating or saving. Nothing
-            # non-finite is saved.
-            values = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in metrics.items()}
-            if not (np.isfinite(values["loss"]) and np.isfinite(values["grad_norm"])):
-                manager.wait_until_finished()
-                raise TrainingStopped(
-                    f"non-finite loss or gradient at step {done}; the last good checkpoint "
-                    f"(step {manager.latest_step()}) is kept in {workdir}")
-            values["examples_per_second"] = (
-                (done - start_step) * host_batch * jax.process_count() / elapsed)
-            if logging:
-                logs.scalars(done, values)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{values['loss']:.4f}",
-                                    examples_s=f"{values['examples_per_second']:.1f}")
-            validation = validate(done, not validated) if validating else None
-            validated = validated or validating
-            if saving:
-                checkpoints.save(manager, done, unreplicate(state), data_iter, validation)
-            if stopping:
-                why = (f"signal {stop['signal']}" if stop["signal"] is not None
-                       else f"the time budget ({time_budget:g} s)")
-                if stop["signal"] is not None or not config.get("quiet", False):
-                    print(f"stopped by {why} at step {done}; checkpoint saved",
-                          file=sys.stderr)
-                break
+        return training_loop.run(config, workdir, state, data_iter, task, mesh)
     finally:
-        if bar is not None:
-            bar.close()
-        signal.signal(signal.SIGTERM, previous)
-        manager.wait_until_finished()
-        manager.close()
-        logs.close()
-        del data_iter
-    return jax.device_get(unreplicate(state))
+        del data_iter   # stops grain's worker processes

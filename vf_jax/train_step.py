@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from vf_jax import compilation, degradations, layers
+from vf_jax import degradations, layers, parallel
 from vf_jax import mel as mel_lib
 from vf_jax import metrics as metrics_lib
 from vf_jax import models
@@ -157,13 +157,9 @@ def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None):
     def step(state: TrainState, batch):
         rng, degrade_rng, dropout_rng = jax.random.split(state.rng, 3)
         local = batch["speech"].shape[0]
-        if axis_name is None:
-            keys = jax.random.split(degrade_rng, local)
-        else:   # this device's slice of the global batch's keys
-            index = jax.lax.axis_index(axis_name)
-            keys = jax.random.split(degrade_rng, local * jax.lax.psum(1, axis_name))
-            keys = jax.lax.dynamic_slice_in_dim(keys, index * local, local)
-            dropout_rng = jax.random.fold_in(dropout_rng, index)
+        keys = parallel.example_keys(degrade_rng, local, axis_name)
+        if axis_name is not None:
+            dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
         mel_in, mel_clean, valid = features(batch, keys)
         state, metrics = update(state, mel_in, mel_clean, valid, dropout_rng)
         return state.replace(rng=rng), metrics
@@ -212,60 +208,18 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
 
 # -------------------------------------------------------- data parallel ---
 
-def make_mesh(devices=None) -> jax.sharding.Mesh:
-    """A 1-D ``("data",)`` mesh over every device (``AxisType.Auto``: Flax's
-    RNN does not trace on explicit-axis meshes)."""
-    devices = jax.devices() if devices is None else devices
-    return jax.make_mesh((len(devices),), ("data",), devices=devices,
-                         axis_types=(jax.sharding.AxisType.Auto,))
-
-
 def jit_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-    """``make_step`` under ``jax.jit``: state replicated, batch sharded over
-    ``data``, the old state's buffers donated."""
-    from jax.sharding import NamedSharding, PartitionSpec as P
-    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    return jax.jit(make_step(config), in_shardings=(replicated, sharded),
-                   out_shardings=(replicated, replicated), donate_argnums=0,
-                   compiler_options=compilation.compiler_options())
+    """:func:`make_step` under ``jax.jit`` over ``mesh`` (:func:`vf_jax.parallel.jit_step`)."""
+    return parallel.jit_step(make_step(config), mesh)
+
+
+def pmap_step(config: ml_collections.ConfigDict):
+    """:func:`make_step` under ``jax.pmap`` (:func:`vf_jax.parallel.pmap_step`)."""
+    return parallel.pmap_step(make_step(config, axis_name=parallel.AXIS))
 
 
 def jit_eval_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
                   media_examples: int = 2):
     """:func:`make_eval_step` under ``jax.jit``: variables and key replicated,
     batch sharded over ``data``, outputs replicated."""
-    from jax.sharding import NamedSharding, PartitionSpec as P
-    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-    return jax.jit(make_eval_step(config, media_examples),
-                   in_shardings=(replicated, replicated, sharded, replicated),
-                   out_shardings=replicated, compiler_options=compilation.compiler_options())
-
-
-def place_replicated(state, mesh: jax.sharding.Mesh):
-    """``state`` on every device of ``mesh`` with the sharding :func:`jit_step`
-    returns, so that the first call compiles the only program."""
-    from jax.sharding import NamedSharding, PartitionSpec as P
-    return jax.device_put(state, NamedSharding(mesh, P()))
-
-
-def global_batch(local_batch: dict, mesh: jax.sharding.Mesh) -> dict:
-    """This host's numpy batch as global arrays sharded over ``data``."""
-    from jax.sharding import NamedSharding, PartitionSpec as P
-    sharding = NamedSharding(mesh, P("data"))
-    return {k: jax.make_array_from_process_local_data(sharding, v)
-            for k, v in local_batch.items()}
-
-
-def pmap_step(config: ml_collections.ConfigDict):
-    """``make_step`` under ``jax.pmap`` over the local devices: state
-    replicated (leading device axis), batch ``(devices, per_device, ...)``."""
-    return jax.pmap(make_step(config, axis_name="batch"), axis_name="batch",
-                    donate_argnums=0)
-
-
-def replicate(tree, count: int | None = None):
-    """``count`` copies of ``tree`` (default: one per local device) stacked on
-    a leading axis: the layout ``jax.pmap`` takes (it places one per device)."""
-    count = jax.local_device_count() if count is None else count
-    return jax.tree_util.tree_map(
-        lambda x: jnp.broadcast_to(x, (count,) + jnp.shape(x)), tree)
+    return parallel.jit_eval(make_eval_step(config, media_examples), mesh, replicated_args=2)

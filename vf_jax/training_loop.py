@@ -1,0 +1,164 @@
+"""The training loop every model family shares (analysis networks, vocoder).
+
+:func:`run` takes a fresh state, the data iterator and a :class:`Task` (how to
+build the step, how to validate) and does the rest: resume from the newest
+checkpoint that reads back, place the state for ``config.parallel`` (jit over
+the mesh, or pmap), step, log, validate, save, and stop cleanly.
+
+- Resume: state, PRNG and the data iterator's position come back, so a
+  stopped-and-resumed run ends where an uninterrupted one does.
+- SIGTERM (preemption) or ``config.max_train_seconds`` saves and returns.
+- A non-finite metric stops with the step number and keeps the last good
+  checkpoint (nothing non-finite is saved).
+- Host syncs happen only when logging, validating or saving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import time
+from typing import Callable
+
+import jax
+import ml_collections
+import numpy as np
+
+from vf_jax import checkpoints, parallel, summaries
+from vf_jax.errors import UserError
+
+
+class TrainingStopped(UserError):
+    """Training cannot go on (e.g. a non-finite loss)."""
+
+
+@dataclasses.dataclass
+class Task:
+    """What the loop needs from a model family.
+
+    ``make_step(axis_name)``: the update ``(state, batch) -> (state, metrics)``;
+    with an axis name (pmap) the batch is this device's share and reductions
+    are over the axis. ``validate(state, step, first, logs)``: metrics
+    ``{"val/...": value}`` (``state`` replicated over the mesh; ``first`` on
+    the run's first validation), or None for no validation. ``best_metric``:
+    the validation metric (lower is better) whose best checkpoint is kept.
+    """
+    make_step: Callable
+    validate: Callable | None = None
+    best_metric: str | None = None
+
+
+def mesh_for(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+    """Join the other hosts when ``config.distributed``; a mesh over every device."""
+    if config.get("distributed", False):
+        parallel.initialize_distributed(config)
+    return parallel.make_mesh(jax.devices())
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, state, data_iter, task: Task,
+        mesh: jax.sharding.Mesh):
+    """Train ``state`` until ``config.num_steps`` (or a stop) on batches from
+    ``data_iter`` (this host's share); returns the final state on the host."""
+    os.makedirs(workdir, exist_ok=True)
+    local_devices = jax.local_device_count()
+    host_batch = config.batch_size_per_device * local_devices
+    validating_run = task.validate is not None and config.get("eval_every", 0) > 0
+
+    # ------------------------------------------------------- checkpoint ---
+    manager = checkpoints.manager(workdir, config.get("keep_checkpoints", 3),
+                                  best_metric=task.best_metric if validating_run else None)
+    restored = checkpoints.restore_newest(manager, checkpoints.abstract(state), data_iter,
+                                          workdir)
+    if restored is not None:
+        # On the host: placing device arrays onto a mesh spanning other hosts
+        # would be a cross-host transfer; host values go to every process's devices.
+        state = jax.device_get(restored)
+        print(f"resumed from step {int(state.step)}", file=sys.stderr)
+
+    # ------------------------------------------------------ update step ---
+    if config.parallel == "pmap":
+        step_fn = parallel.pmap_step(task.make_step(parallel.AXIS))
+        state = parallel.replicate(state)
+        to_device = lambda b: {k: v.reshape(local_devices, -1, *v.shape[1:])
+                               for k, v in b.items()}
+        unreplicate = lambda s: jax.tree_util.tree_map(lambda x: x[0], s)
+        # Validation runs jitted over the mesh on a replicated copy.
+        on_mesh = lambda s: parallel.place_replicated(jax.device_get(unreplicate(s)), mesh)
+    elif config.parallel == "jit":
+        step_fn = parallel.jit_step(task.make_step(None), mesh)
+        state = parallel.place_replicated(state, mesh)
+        to_device = lambda b: parallel.global_batch(b, mesh)
+        unreplicate = on_mesh = lambda s: s
+    else:
+        raise UserError(f"config.parallel must be jit or pmap, got {config.parallel!r}")
+
+    # ------------------------------------------------------------- loop ---
+    logs = summaries.Summaries(workdir, tensorboard=config.get("tensorboard", True))
+    stop = {"signal": None}
+    previous = signal.signal(signal.SIGTERM, lambda sig, frame: stop.update(signal=sig))
+    eval_every = config.get("eval_every", 0) if validating_run else 0
+    log_every = config.get("log_every", 10)
+    checkpoint_every = config.get("checkpoint_every", 1000)
+    time_budget = config.get("max_train_seconds", 0.0)
+    start_step = int(unreplicate(state).step)
+    bar = None
+    if not config.get("quiet", False):   # progress with ETA; host-side only
+        from tqdm import tqdm
+        bar = tqdm(total=config.num_steps, initial=start_step, unit="step", desc="training",
+                   file=sys.stderr, dynamic_ncols=True)
+    started = time.perf_counter()
+    validated = False
+    try:
+        for step in range(start_step, config.num_steps):
+            batch = next(data_iter)
+            state, metrics = step_fn(state, to_device(batch))
+            done = step + 1
+            if bar is not None:
+                bar.update(1)
+            elapsed = time.perf_counter() - started
+            out_of_time = bool(time_budget) and elapsed >= time_budget
+            stopping = stop["signal"] is not None or out_of_time
+            last_step = done == config.num_steps or stopping
+            logging = done % log_every == 0 or last_step
+            validating = bool(eval_every) and (done % eval_every == 0 or last_step)
+            saving = done % checkpoint_every == 0 or last_step or validating
+            if not (logging or saving):
+                continue
+            values = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in metrics.items()}
+            bad = sorted(k for k, v in values.items() if not np.isfinite(v))
+            if bad:
+                manager.wait_until_finished()
+                raise TrainingStopped(
+                    f"non-finite {', '.join(bad)} at step {done}; the last good checkpoint "
+                    f"(step {manager.latest_step()}) is kept in {workdir}")
+            values["examples_per_second"] = (
+                (done - start_step) * host_batch * jax.process_count() / elapsed)
+            if logging:
+                logs.scalars(done, values)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{values['loss']:.4f}",
+                                    examples_s=f"{values['examples_per_second']:.1f}")
+            validation = None
+            if validating:
+                validation = task.validate(on_mesh(state), done, not validated, logs)
+                logs.flush()
+                validated = True
+            if saving:
+                checkpoints.save(manager, done, unreplicate(state), data_iter, validation)
+            if stopping:
+                why = (f"signal {stop['signal']}" if stop["signal"] is not None
+                       else f"the time budget ({time_budget:g} s)")
+                if stop["signal"] is not None or not config.get("quiet", False):
+                    print(f"stopped by {why} at step {done}; checkpoint saved",
+                          file=sys.stderr)
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        signal.signal(signal.SIGTERM, previous)
+        manager.wait_until_finished()
+        manager.close()
+        logs.close()
+    return jax.device_get(unreplicate(state))
