@@ -4,7 +4,8 @@ Facts ("Vocoder"): a linear mel ``(B, T, 128)`` is divided by per-band weights,
 turned into clipped, normalised decibels and extended by ``T % 2 + 4`` frames of
 -4; a 5-layer conv condnet, then conv k7, four upsampling stages (x7, x7, x3, x3
 = 441 = hop) each followed by a ResStack, and a final conv k7 with tanh.
-Convolutions here are plain (weight norm folded by the converter).
+Convolutions are plain for inference (the converter folds the published weight
+norms) or weight-normed for training (:mod:`vf_jax.weight_norm`).
 
 Layout: ``(batch, time, channels)``. With ``valid`` (true frame counts of the
 normalised features) the input may be padded to a static bucket; every conv
@@ -20,6 +21,7 @@ import numpy as np
 
 from vf_jax.layers import conv_transpose1d_polyphase, mask_frames
 from vf_jax.stft import reflect_index
+from vf_jax.weight_norm import Conv, weight
 
 N_MELS = 128
 HOP = 441
@@ -78,30 +80,32 @@ def reflect_pad(x, pad: int, valid=None):
 
 class Conv1d(nn.Module):
     """1-D conv with symmetric zero padding (``padding=dilation * (k - 1) / 2``)
-    or none; kernel ``(k, in, out)``."""
+    or none; kernel ``(k, in, out)``, plain or weight-normed."""
     features: int
     kernel: int
     dilation: int = 1
     same: bool = True
+    weight_norm: bool = False
 
     @nn.compact
     def __call__(self, x):
         p = self.dilation * (self.kernel - 1) // 2 if self.same else 0
-        return nn.Conv(self.features, (self.kernel,), padding=((p, p),),
-                       kernel_dilation=(self.dilation,), name="conv")(x)
+        return Conv(self.features, (self.kernel,), padding=((p, p),),
+                    dilation=(self.dilation,), weight_norm=self.weight_norm, name="conv")(x)
 
 
 class Upsample(nn.Module):
     """``x + sin(x)``, then ConvTranspose1d(kernel 2f, stride f, padding
-    f//2 + f%2, output_padding f%2): exactly ``f * T`` samples."""
+    f//2 + f%2, output_padding f%2): exactly ``f * T`` samples. Weight norm
+    (when on) is per input channel, as PyTorch's on a ConvTranspose."""
     features: int
     factor: int
+    weight_norm: bool = False
 
     @nn.compact
     def __call__(self, x, valid=None):
         f = self.factor
-        kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                            (2 * f, x.shape[-1], self.features))
+        kernel = weight(self, (2 * f, x.shape[-1], self.features), (0, 2), self.weight_norm)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x = mask_frames(x + jnp.sin(x), valid)
         y = conv_transpose1d_polyphase(x, kernel.astype(x.dtype), f, f // 2 + f % 2)
@@ -112,36 +116,53 @@ class ResStack(nn.Module):
     """Residual layers ``x += conv1(lrelu(conv_dil(lrelu(x))))``, dilation 3^i,
     LeakyReLU(0.01), kernel 3."""
     depth: int = RESSTACK_DEPTH
+    weight_norm: bool = False
 
     @nn.compact
     def __call__(self, x, valid=None):
         ch = x.shape[-1]
+        wn = self.weight_norm
         for i in range(self.depth):
             h = mask_frames(nn.leaky_relu(x, 0.01), valid)
-            h = Conv1d(ch, 3, dilation=3 ** (i % 10), name=f"layer{i}_dilated")(h)
+            h = Conv1d(ch, 3, dilation=3 ** (i % 10), weight_norm=wn, name=f"layer{i}_dilated")(h)
             h = mask_frames(nn.leaky_relu(h, 0.01), valid)
-            x = x + Conv1d(ch, 3, name=f"layer{i}_pointwise")(h)
+            x = x + Conv1d(ch, 3, weight_norm=wn, name=f"layer{i}_pointwise")(h)
         return x
 
 
 class TFGANGenerator(nn.Module):
-    """Vocoder features ``(B, T, 128)`` -> waveform ``(B, 441 * T)``."""
+    """Vocoder features ``(B, T, 128)`` -> waveform ``(B, 441 * T)``.
+
+    The defaults are the published generator (33,883,330 parameters).
+    ``weight_norm=True`` builds the training form: every conv holds ``g`` and
+    ``v`` instead of ``kernel`` (:mod:`vf_jax.weight_norm`); ``fold`` of its
+    parameters is the parameter tree of the ``weight_norm=False`` form, which
+    computes the same waveform. ``channels``, ``cond_channels`` and
+    ``resstack_depth`` shrink it (the tiny training config).
+    """
+    weight_norm: bool = False
+    channels: int = CHANNELS
+    cond_channels: int = COND_CHANNELS
+    resstack_depth: int = RESSTACK_DEPTH
 
     @nn.compact
     def __call__(self, feats, valid=None):
+        wn = self.weight_norm
         x = feats
         for i in range(5):
-            x = nn.elu(Conv1d(COND_CHANNELS, 3, name=f"cond{i}")(mask_frames(x, valid)))
-        x = Conv1d(CHANNELS, 7, same=False, name="conv_in")(reflect_pad(x, 3, valid))
+            x = nn.elu(Conv1d(self.cond_channels, 3, weight_norm=wn, name=f"cond{i}")(
+                mask_frames(x, valid)))
+        x = Conv1d(self.channels, 7, same=False, weight_norm=wn, name="conv_in")(
+            reflect_pad(x, 3, valid))
         x = nn.leaky_relu(x, 0.2)
-        ch = CHANNELS
+        ch = self.channels
         for stage, f in enumerate(UPSAMPLE):
             ch //= 2
-            x = Upsample(ch, f, name=f"up{stage}")(x, valid)
+            x = Upsample(ch, f, weight_norm=wn, name=f"up{stage}")(x, valid)
             valid = None if valid is None else valid * f
-            x = ResStack(name=f"res{stage}")(x, valid)
+            x = ResStack(self.resstack_depth, weight_norm=wn, name=f"res{stage}")(x, valid)
             x = nn.leaky_relu(x, 0.2)
-        x = Conv1d(1, 7, same=False, name="conv_out")(reflect_pad(x, 3, valid))
+        x = Conv1d(1, 7, same=False, weight_norm=wn, name="conv_out")(reflect_pad(x, 3, valid))
         return jnp.tanh(x[..., 0])
 
 
