@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import oracle as oracle_lib
 from vf_jax import convert, weights
 from vf_jax.cli import main
 from vf_jax.errors import UserError

@@ -44,6 +44,18 @@ def test_stft_constant_padding_matches_librosa():
     assert max_rel_err(ours.real, ref.real) <= 1e-5
 
 
+@pytest.mark.parametrize("n_fft,hop,win", [(1024, 120, 600), (512, 50, 240), (2048, 240, 1200)])
+def test_stft_with_shorter_window_matches_librosa(n_fft, hop, win):
+    """The vocoder losses' resolutions: a Hann window shorter than the FFT."""
+    x = speechlike(9000, 44100)
+    ours = stft_lib.stft(x, n_fft, hop, win_length=win)
+    ref = librosa.stft(x, n_fft=n_fft, hop_length=hop, win_length=win, window="hann",
+                       center=True, pad_mode="reflect").T
+    assert ours.shape == ref.shape
+    assert max_rel_err(ours.real, ref.real) <= 1e-5
+    assert max_rel_err(ours.imag, ref.imag) <= 1e-5
+
+
 @pytest.mark.parametrize("sr", sorted(mel_lib.FRONT_ENDS))
 def test_mel_filterbank_matches_librosa(sr):
     fe = mel_lib.FRONT_ENDS[sr]

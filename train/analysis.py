@@ -21,7 +21,10 @@ import sys
 from vf_jax.analysis_training import TrainingStopped, train_and_evaluate  # noqa: F401
 
 
-def main(argv=None) -> int:
+def command_line(program: str, train, argv=None) -> int:
+    """``--config FILE --workdir DIR [--config.key=value ...]`` -> ``train(config,
+    workdir)``; a bad command line is one line and exit 2, a failure one line
+    and exit 1."""
     from absl import flags
     from ml_collections import config_flags
 
@@ -40,13 +43,17 @@ def main(argv=None) -> int:
         first = first_line(e, 500, last=True)
         if isinstance(e, AttributeError):
             first = f"unknown setting {first.strip(chr(34))}"
-        print(f"python -m train.analysis: bad command line: {first}", file=sys.stderr)
+        print(f"{program}: bad command line: {first}", file=sys.stderr)
         return 2
 
     def job() -> int:
-        train_and_evaluate(config, workdir)
+        train(config, workdir)
         return 0
-    return run_guarded("python -m train.analysis", job)
+    return run_guarded(program, job)
+
+
+def main(argv=None) -> int:
+    return command_line("python -m train.analysis", train_and_evaluate, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ the last good checkpoint.
 
 from __future__ import annotations
 
-import sys
 
 import jax
 import ml_collections
@@ -22,7 +21,6 @@ import numpy as np
 
 from vf_jax import degradations, parallel, training_loop
 from vf_jax import train_step as ts
-from vf_jax.errors import UserError
 from vf_jax.training_loop import TrainingStopped  # noqa: F401  (the loop's stop)
 
 BEST_METRIC = "val/mel_l1"
@@ -93,44 +91,6 @@ def tiny_config() -> ml_collections.ConfigDict:
     return c
 
 
-def _shipped_clip_source(copies: int = 8):
-    """The demo's clip as a speech source (int16 records): ``copies`` records
-    of it, so that up to that many hosts each get a shard."""
-    from vf_jax import audio_io, demo
-    return [{"audio": audio_io.to_pcm16(demo.load_clip())}] * copies
-
-
-def _validation_sources(config):
-    """The validation split of ``config.data_dir``'s speech (other speakers
-    than training), else — no data folder or no validation split — the
-    training speech, said so."""
-    from vf_jax.data import loader
-    if not config.data_dir:
-        return loader.Sources(speech=_shipped_clip_source())
-    try:
-        sources = loader.Sources.from_data_dir(config.data_dir, split="validation")
-        if len(sources.speech) > 0:
-            return sources
-    except UserError:   # a dataset built without a validation split
-        pass
-    print(f"warning: {config.data_dir} has no validation speech; validating on training "
-          "speech", file=sys.stderr)
-    return loader.Sources.from_data_dir(config.data_dir)
-
-
-def validation_batches(config, host_batch: int) -> list[dict]:
-    """A fixed validation set: ``ceil(eval_examples / global batch)`` batches
-    of this host's crops (a separate seed), read once and kept on the host."""
-    from vf_jax.data import loader
-    global_batch = host_batch * jax.process_count()
-    count = max(1, -(-config.eval_examples // global_batch))
-    data = loader.make_loader(_validation_sources(config), batch_size=host_batch,
-                              seed=config.seed + 1, crop_seconds=config.crop_seconds,
-                              rir_seconds=config.rir_seconds, worker_count=0)
-    it = iter(data)
-    return [next(it) for _ in range(count)]
-
-
 def evaluate(eval_fn, params, batch_stats, batches, mesh, seed: int):
     """Validation metrics over ``batches`` (means) and the first batch's media."""
     totals, media = {}, None
@@ -151,21 +111,23 @@ def evaluate(eval_fn, params, batch_stats, batches, mesh, seed: int):
     return values, media
 
 
-def _listen(media: dict, vocoder_params, length: int) -> np.ndarray:
-    """The restored mels as sound: the vocoder when given, else Griffin-Lim."""
-    if vocoder_params is not None:
+def _listen(media: dict, vocoder, length: int) -> np.ndarray:
+    """The restored mels as sound: the vocoder ``(params, size)`` when given,
+    else Griffin-Lim."""
+    if vocoder is not None:
         from vf_jax import restore
-        return restore.vocode(vocoder_params, media["restored_mel"], length)
+        return restore.vocode(vocoder[0], media["restored_mel"], length, vocoder[1])
     from vf_jax import mel_inversion
     return np.asarray(mel_inversion.griffin_lim(media["restored_mel"], ts.FRONT_END, length))
 
 
 def _load_vocoder(path: str):
+    """A weights folder's vocoder as ``(params, size)``, or None."""
     if not path:
         return None
-    from vf_jax import weights
-    variables, _ = weights.load(path)
-    return variables["vocoder"]["params"]
+    from vf_jax import restore, weights
+    variables, meta = weights.load(path)
+    return variables["vocoder"]["params"], restore.vocoder_size(meta)
 
 
 def restore_log_mel(config: ml_collections.ConfigDict, state, wav) -> np.ndarray:
@@ -195,16 +157,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
 
     # ------------------------------------------------------------ input ---
     from vf_jax.data import loader
-    if config.data_dir:
-        sources = loader.Sources.from_data_dir(config.data_dir)
-    else:
-        sources = loader.Sources(speech=_shipped_clip_source())
-    data = loader.make_loader(sources, batch_size=host_batch, seed=config.seed,
-                              crop_seconds=config.crop_seconds, rir_seconds=config.rir_seconds,
-                              worker_count=config.worker_count)
+    data = loader.training_loader(config, host_batch)
     eval_every = config.get("eval_every", 0)
-    eval_batches = (validation_batches(config, config.eval_batch_size_per_device * local_devices)
-                    if eval_every else [])
+    eval_batches = (loader.validation_batches(
+        config, config.eval_batch_size_per_device * local_devices) if eval_every else [])
 
     # ---------------------------------------------- model and optimiser ---
     state = ts.init_state(config, jax.random.PRNGKey(config.seed))
@@ -212,7 +168,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     # ------------------------------------------------------- validation ---
     eval_fn = ts.jit_eval_step(config, mesh, config.get("media_examples", 2)) if eval_every \
         else None
-    vocoder_params = _load_vocoder(config.get("vocoder_weights", "")) if eval_every else None
+    vocoder = _load_vocoder(config.get("vocoder_weights", "")) if eval_every else None
     crop = int(round(config.crop_seconds * ts.FRONT_END.sample_rate))
     rate = ts.FRONT_END.sample_rate
 
@@ -220,7 +176,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         values, media = evaluate(eval_fn, state.params, state.batch_stats, eval_batches,
                                  mesh, config.seed)
         logs.scalars(step, values, prefix="val/")
-        heard = _listen(media, vocoder_params, crop) if logs.active else None
+        heard = _listen(media, vocoder, crop) if logs.active else None
         for i in range(len(media["restored_mel"]) if logs.active else 0):
             logs.mel(f"mel/{i}/restored", step, media["restored_mel"][i])
             logs.audio(f"audio/{i}/restored", step, heard[i], rate)

@@ -11,6 +11,7 @@ A newest checkpoint that does not read back (partial, corrupt) is moved to
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -21,6 +22,17 @@ from vf_jax.errors import first_line
 
 CHECKPOINTS = "checkpoints"
 BROKEN = "broken_checkpoints"
+
+
+class _NoMetricsNotice(logging.Filter):
+    """Saves between validations carry no metrics, by design: orbax's warning
+    about it on every such save is noise."""
+
+    def filter(self, record):
+        return "did not provide metrics" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_NoMetricsNotice())
 
 
 def manager(workdir: str, keep: int = 3, best_metric: str | None = None,
@@ -36,8 +48,11 @@ def manager(workdir: str, keep: int = 3, best_metric: str | None = None,
         keep_policies.append(policies.BestN(
             get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1,
             keep_checkpoints_without_metrics=False))
+    # best_fn makes orbax write each checkpoint's metrics to disk, so "best"
+    # survives a restart (and `export` can find it).
+    best = dict(best_fn=lambda m: m[best_metric], best_mode=best_mode) if best_metric else {}
     options = ocp.CheckpointManagerOptions(
-        create=True, preservation_policy=policies.AnyPreservationPolicy(keep_policies))
+        create=True, preservation_policy=policies.AnyPreservationPolicy(keep_policies), **best)
     return ocp.CheckpointManager(
         os.path.join(os.path.abspath(workdir), CHECKPOINTS), options=options,
         item_handlers={"state": ocp.StandardCheckpointHandler(),
@@ -95,3 +110,43 @@ def abstract(state):
     """Shapes and dtypes of ``state``, the target a restore fills."""
     import orbax.checkpoint as ocp
     return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
+
+
+def restore_state(workdir: str, abstract_state, which: str = "best",
+                  best_metric: str | None = None):
+    """One saved state of a run, read-only: ``which`` is ``best`` (on
+    ``best_metric``; the newest when no checkpoint carries metrics),
+    ``latest`` or a step number. Returns ``(state, step)``."""
+    import orbax.checkpoint as ocp
+
+    from vf_jax.errors import UserError
+    folder = os.path.join(os.path.abspath(workdir), CHECKPOINTS)
+    if not os.path.isdir(folder):
+        raise UserError(f"{workdir} has no checkpoints")
+    mgr = manager(workdir, best_metric=best_metric)
+    try:
+        steps = mgr.all_steps()
+        if not steps:
+            raise UserError(f"{workdir} has no checkpoints")
+        if which == "latest":
+            step = mgr.latest_step()
+        elif which == "best":
+            step = mgr.best_step() if best_metric else None
+            step = mgr.latest_step() if step is None else step
+        else:
+            try:
+                step = int(which)
+            except ValueError:
+                raise UserError(f"checkpoint must be best, latest or a step number, "
+                                f"got {which!r}") from None
+            if step not in steps:
+                raise UserError(f"{workdir} has no checkpoint {step} (it has {steps})")
+        try:
+            restored = mgr.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state)))
+        except Exception as e:
+            raise UserError(f"checkpoint {step} of {workdir} does not read back: "
+                            f"{first_line(e)}") from None
+        return restored["state"], step
+    finally:
+        mgr.close()

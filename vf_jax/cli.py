@@ -131,6 +131,16 @@ def cmd_convert(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------- export ---
+
+def cmd_export(args) -> int:
+    from vf_jax import export
+    meta = export.export(args.analysis_workdir, args.vocoder_workdir, args.out,
+                         args.checkpoint, args.overwrite)
+    print(f"wrote {args.out} ({meta['notes'][0]})", file=sys.stderr)
+    return 0
+
+
 # -------------------------------------------------------------- degrade ---
 
 def cmd_degrade(args) -> int:
@@ -235,6 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="weights folder to write")
     c.add_argument("--overwrite", action="store_true", help="replace an existing weights folder")
     c.set_defaults(func=cmd_convert)
+
+    x = sub.add_parser("export", help="a weights folder from any trained analysis network "
+                                      "and vocoder")
+    x.add_argument("--analysis-workdir", required=True,
+                   help="analysis training run folder, or a weights folder")
+    x.add_argument("--vocoder-workdir", required=True,
+                   help="vocoder training run folder, or a weights folder")
+    x.add_argument("--out", required=True, help="weights folder to write")
+    x.add_argument("--checkpoint", default="best",
+                   help="which checkpoint of a run: best (on validation; default), latest, "
+                        "or a step")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing weights folder")
+    x.set_defaults(func=cmd_export)
 
     g = sub.add_parser("degrade", help="degrade clean speech (test material)")
     g.add_argument("-i", "--input", required=True, help="clean audio file or folder")

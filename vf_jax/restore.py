@@ -32,10 +32,10 @@ from vf_jax import compilation
 from vf_jax import mel as mel_lib
 from vf_jax import stft as stft_lib
 from vf_jax import weights as weights_lib
-from vf_jax.analysis import ReleasedAnalysis
+from vf_jax import models
 from vf_jax.errors import UserError
 from vf_jax.resunet import padded_frames
-from vf_jax.vocoder import TFGANGenerator, normalise_mel, tail_frames
+from vf_jax.vocoder import GENERATOR_SIZES, TFGANGenerator, normalise_mel, trim_center
 
 SAMPLE_RATE = 44100
 FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
@@ -97,13 +97,14 @@ remove_high_frequency = compilation.jit(_remove_high_frequency, static_argnames=
 # ------------------------------------------------------- the networks ---
 
 def _analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
-             dropout: bool):
-    """``(B, samples)`` -> restored log10 mel ``(B, n_frames, 128)``.
+             dropout: bool, kind: str = "released"):
+    """``(B, samples)`` -> restored log10 mel ``(B, n_frames, 128)`` by the
+    analysis network ``kind`` (:data:`vf_jax.models.ANALYSIS_KINDS`).
 
     ``length``: true samples when ``wav`` is a padded bucket, else None.
     """
     mel, _ = mel_lib.mel_spectrogram(wav, FRONT_END, n_frames, length)
-    model = ReleasedAnalysis()
+    model = models.analysis_module(kind)
     if train_bn:   # batch statistics; stored ones untouched (mutable, discarded)
         out, _ = model.apply(variables, mel, True, not dropout, None,
                              mutable=["batch_stats"], rngs={"dropout": rng})
@@ -112,20 +113,33 @@ def _analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
     return model.apply(variables, mel, False, True, valid)
 
 
-def _vocode(params, log_mel, frames):
+def _vocode(params, log_mel, frames, *, size: tuple = ()):
     """Restored log10 mel ``(B, T_bucket, 128)`` with ``frames`` valid ->
-    waveform ``(B, 441 * T_bucket)`` of which ``441 * (frames + tail)`` count."""
+    waveform ``(B, 441 * T_bucket)`` of which ``441 * (frames + tail)`` count.
+    ``size``: the generator's ``(name, value)`` sizes (:func:`vocoder_size`)."""
     feats, valid = normalise_mel(mel_lib.from_log(log_mel), frames)
-    return TFGANGenerator().apply({"params": params}, feats, valid)
+    return TFGANGenerator(**dict(size)).apply({"params": params}, feats, valid)
 
 
-_analyse_jit = compilation.jit(_analyse, static_argnames=("n_frames", "train_bn", "dropout"))
-_vocode_jit = compilation.jit(_vocode)
+_analyse_jit = compilation.jit(_analyse, static_argnames=("n_frames", "train_bn", "dropout",
+                                                          "kind"))
+_vocode_jit = compilation.jit(_vocode, static_argnames=("size",))
+
+
+def vocoder_size(meta: dict | None) -> tuple:
+    """The generator sizes a weights folder records (none: the published ones)."""
+    vocoder = (meta or {}).get("vocoder", {})
+    return tuple((k, int(vocoder[k])) for k in GENERATOR_SIZES if k in vocoder)
+
+
+def analysis_kind(meta: dict | None) -> str:
+    return (meta or {}).get("analysis", {}).get("kind", "released")
 
 
 def compile_for(variables, length: int, channels: int = 1,
                 max_window: int = round(MAX_WINDOW_SECONDS * SAMPLE_RATE),
-                overlap: int = round(OVERLAP_SECONDS * SAMPLE_RATE)) -> None:
+                overlap: int = round(OVERLAP_SECONDS * SAMPLE_RATE),
+                meta: dict | None = None) -> None:
     """Compile the networks for restoring ``length`` samples (44.1 kHz) of
     ``channels`` channels in modes 0 and 1, ahead of the call (which then finds
     them in JAX's caches). ``variables`` may hold ``jax.ShapeDtypeStruct``
@@ -139,28 +153,22 @@ def compile_for(variables, length: int, channels: int = 1,
         _analyse_jit.trace(variables["analysis"],
                            jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
                            jax.ShapeDtypeStruct((), i32), key, n_frames=bucket,
-                           train_bn=False, dropout=False).lower().compile()
+                           train_bn=False, dropout=False,
+                           kind=analysis_kind(meta)).lower().compile()
         _vocode_jit.trace(variables["vocoder"]["params"],
                           jax.ShapeDtypeStruct((channels, bucket, 128), f32),
-                          jax.ShapeDtypeStruct((), i32)).lower().compile()
+                          jax.ShapeDtypeStruct((), i32),
+                          size=vocoder_size(meta)).lower().compile()
 
 
-def trim_center(out: np.ndarray, length: int, frames: int) -> np.ndarray:
-    """The original's alignment: of the vocoder's ``441 * (T + tail)`` samples,
-    drop ``diff // 2`` at the start and keep ``length``."""
-    produced = HOP * (frames + tail_frames(frames))
-    start = (produced - length) // 2
-    return out[..., start:start + length]
-
-
-def vocode(vocoder_params, log_mel: np.ndarray, length: int) -> np.ndarray:
+def vocode(vocoder_params, log_mel: np.ndarray, length: int, size: tuple = ()) -> np.ndarray:
     """Restored log10 mel ``(B, frames, 128)`` of ``length`` samples (``frames
-    = 1 + length // 441``) -> waveform ``(B, length)`` through the vocoder,
-    aligned as a restoration is."""
+    = 1 + length // 441``) -> waveform ``(B, length)`` through the vocoder
+    (generator ``size``, :func:`vocoder_size`), aligned as a restoration is."""
     frames = log_mel.shape[1]
     padded = np.zeros((log_mel.shape[0], frame_bucket(frames), log_mel.shape[2]), np.float32)
     padded[:, :frames] = log_mel
-    wav = _vocode_jit(vocoder_params, jnp.asarray(padded), jnp.int32(frames))
+    wav = _vocode_jit(vocoder_params, jnp.asarray(padded), jnp.int32(frames), size=size)
     return trim_center(np.asarray(wav), length, frames)
 
 
@@ -269,7 +277,7 @@ class Restorer:
                 template = weights_lib.shape_template(meta)
                 for length, channels in prepare:
                     compile_for(template, length, channels, restorer.max_window,
-                                restorer.overlap)
+                                restorer.overlap, meta)
             finally:
                 variables, meta = loading.result()   # a broken folder is the error to report
         restorer.variables, restorer.meta = jax.device_put(variables), meta
@@ -278,7 +286,8 @@ class Restorer:
     def prepare(self, length: int, channels: int = 1) -> None:
         """Compile for inputs of ``length`` samples (44.1 kHz) and ``channels``
         channels now rather than on the first :meth:`restore` (modes 0 and 1)."""
-        compile_for(self.variables, length, channels, self.max_window, self.overlap)
+        compile_for(self.variables, length, channels, self.max_window, self.overlap,
+                    self.meta)
 
     # -- public API ------------------------------------------------------
     def windows(self, length: int) -> list[tuple[int, int]]:
@@ -356,7 +365,7 @@ class Restorer:
             log_mel = jnp.concatenate([
                 _analyse_jit(self.variables["analysis"], jnp.asarray(ch[None]),
                              length, key, n_frames=frames, train_bn=True,
-                             dropout=dropout)
+                             dropout=dropout, kind=analysis_kind(self.meta))
                 for ch in segment], axis=0)
             log_mel = jnp.pad(log_mel, ((0, 0), (0, bucket - frames), (0, 0)))
         else:
@@ -364,7 +373,9 @@ class Restorer:
             padded[:, :length] = segment
             log_mel = _analyse_jit(self.variables["analysis"], jnp.asarray(padded),
                                    jnp.int32(length), key, n_frames=bucket,
-                                   train_bn=False, dropout=False)
-        wav = _vocode_jit(self.variables["vocoder"]["params"], log_mel, jnp.int32(frames))
+                                   train_bn=False, dropout=False,
+                                   kind=analysis_kind(self.meta))
+        wav = _vocode_jit(self.variables["vocoder"]["params"], log_mel, jnp.int32(frames),
+                          size=vocoder_size(self.meta))
         wav = trim_center(np.asarray(wav), length, frames)
         return wav, np.asarray(log_mel[:, :frames])

@@ -68,17 +68,25 @@ def frame_signal(x, n_fft: int, hop: int, n_frames: int, length=None,
     raise ValueError(f"unknown pad_mode {pad_mode!r}")
 
 
+def padded_window(n_fft: int, win_length: int | None = None) -> np.ndarray:
+    """A Hann window of ``win_length`` (default ``n_fft``) samples centred in
+    ``n_fft`` zeros (``librosa.filters.get_window`` + ``util.pad_center``)."""
+    win_length = n_fft if win_length is None else win_length
+    left = (n_fft - win_length) // 2
+    return np.pad(hann_window(win_length), (left, n_fft - win_length - left))
+
+
 def stft(x, n_fft: int, hop: int, n_frames: int | None = None, length=None,
-         pad_mode: str = "reflect"):
+         pad_mode: str = "reflect", win_length: int | None = None):
     """Complex STFT, ``(..., samples)`` -> ``(..., frames, n_fft // 2 + 1)``.
 
     Unnormalised DFT of Hann-windowed centred frames, as ``librosa.stft`` with
-    ``window="hann", center=True``.
+    ``window="hann", center=True`` (and ``win_length``).
     """
     if n_frames is None:
         n_frames = num_frames(x.shape[-1], hop)
     frames = frame_signal(x, n_fft, hop, n_frames, length, pad_mode)
-    frames = frames * jnp.asarray(hann_window(n_fft), x.dtype)
+    frames = frames * jnp.asarray(padded_window(n_fft, win_length), x.dtype)
     return jnp.fft.rfft(frames, n=n_fft, axis=-1)
 
 

@@ -50,6 +50,30 @@ class Task:
     best_metric: str | None = None
 
 
+CONFIG_FILE = "config.json"
+
+
+def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """``WORKDIR/config.json``, written whole (temp file + rename)."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    with open(path + ".tmp", "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+    os.replace(path + ".tmp", path)
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a run in ``workdir`` was started with."""
+    import json
+    path = os.path.join(workdir, CONFIG_FILE)
+    try:
+        with open(path) as f:
+            return ml_collections.ConfigDict(json.load(f))
+    except FileNotFoundError:
+        raise UserError(f"{workdir} is not a training run folder (no {CONFIG_FILE})") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path}: {e}") from None
+
+
 def mesh_for(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
     """Join the other hosts when ``config.distributed``; a mesh over every device."""
     if config.get("distributed", False):
@@ -62,6 +86,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, state, data_iter, task:
     """Train ``state`` until ``config.num_steps`` (or a stop) on batches from
     ``data_iter`` (this host's share); returns the final state on the host."""
     os.makedirs(workdir, exist_ok=True)
+    if jax.process_index() == 0:   # what `python -m vf_jax export` rebuilds the networks from
+        write_config(config, workdir)
     local_devices = jax.local_device_count()
     host_batch = config.batch_size_per_device * local_devices
     validating_run = task.validate is not None and config.get("eval_every", 0) > 0

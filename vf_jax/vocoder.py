@@ -30,6 +30,7 @@ COND_CHANNELS = 512
 CHANNELS = 1024
 RESSTACK_DEPTH = 8
 MIN_DB = -115.0
+GENERATOR_SIZES = ("channels", "cond_channels", "resstack_depth")
 MAX_ABS = 4.0
 
 
@@ -67,6 +68,15 @@ def normalise_mel(mel, valid=None):
     v = jnp.reshape(valid, (-1, 1, 1))
     feat = jnp.where(t < v, feat, -MAX_ABS)
     return feat, valid + tail_frames(valid)
+
+
+def trim_center(out, length: int, frames: int):
+    """The original's alignment: of the vocoder's ``441 * (T + tail)`` samples
+    (``T = frames``), drop ``diff // 2`` at the start and keep ``length``
+    (numpy or jnp, ``(..., samples)``)."""
+    produced = HOP * (frames + tail_frames(frames))
+    start = (produced - length) // 2
+    return out[..., start:start + length]
 
 
 def reflect_pad(x, pad: int, valid=None):

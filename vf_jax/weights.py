@@ -37,13 +37,16 @@ def default_weights_dir() -> str:
 
 
 def describe(analysis_kind: str = "released", provenance: dict | None = None,
-             notes: list[str] | None = None) -> dict:
+             notes: list[str] | None = None, vocoder_size: dict | None = None) -> dict:
+    """The folder's JSON: ``vocoder_size`` (``channels``, ``cond_channels``,
+    ``resstack_depth``) when the generator is not the published size."""
     return {
         "format": FORMAT,
         "version": VERSION,
         "analysis": {"kind": analysis_kind, "sample_rate": 44100, "n_fft": 2048,
                      "hop": 441, "n_mels": 128},
-        "vocoder": {"kind": "tfgan", "sample_rate": 44100, "weight_norm": "folded"},
+        "vocoder": {"kind": "tfgan", "sample_rate": 44100, "weight_norm": "folded",
+                    **{k: int(v) for k, v in (vocoder_size or {}).items()}},
         "provenance": provenance or {},
         "notes": notes or [],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -1,0 +1,28 @@
+r"""Train the TFGAN vocoder on clean speech.
+
+    python -m train.vocoder --config configs/tfgan_tiny.py --workdir runs/tfgan_tiny
+    python -m train.vocoder --config configs/tfgan.py --workdir runs/tfgan \
+        --config.data_dir=data/ --config.init_weights=weights/   # fine-tune the published one
+
+Re-running with the same ``--workdir`` resumes from the newest checkpoint that
+reads back (generator, its EMA, discriminators, both optimisers and the data
+iterator's position). SIGTERM saves and exits cleanly. Logs: TensorBoard in
+``WORKDIR/tensorboard/``, ``WORKDIR/metrics.jsonl``, a progress bar. Export a
+weights folder with ``python -m vf_jax export``. The loop is
+``vf_jax/vocoder_training.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from train.analysis import command_line
+from vf_jax.vocoder_training import train_and_evaluate
+
+
+def main(argv=None) -> int:
+    return command_line("python -m train.vocoder", train_and_evaluate, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
