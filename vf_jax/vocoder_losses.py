@@ -3,8 +3,8 @@ the batch (data-parallel shares are averaged).
 
 - Multi-resolution STFT loss (Parallel WaveGAN, Yamamoto et al. 2020, eq. 1-4):
   spectral convergence ``||S - Ŝ||_F / ||S||_F`` (norms over the batch) and
-  log-magnitude L1
-  ``mean |log S - log Ŝ|``, averaged over the resolutions.
+  log-magnitude L1 ``mean |log S - log Ŝ|``, with ``S = sqrt(re² + im² + 1e-7)``,
+  averaged over the resolutions.
 - Mel L1: ``mean |log10 M - log10 M̂|`` on the shared 44.1 kHz front end
   (2048/441, 128 HTK bands), floored at 1e-5 — the floor of the vocoder's
   input normalisation (:func:`vf_jax.vocoder.normalise_mel`).
@@ -24,14 +24,20 @@ from vf_jax import mel as mel_lib
 from vf_jax import stft as stft_lib
 
 FRONT_END = mel_lib.FRONT_ENDS[44100]
-MAG_FLOOR = 1e-7    # Parallel WaveGAN's magnitude clamp before the log
+# Parallel WaveGAN clamps re² + im² at 1e-7 before the sqrt and the log, which
+# bounds d log|S| (a floor of 1e-7 on |S| itself lets gradients reach 1e7). Here
+# the 1e-7 is added instead: the same value wherever the power is well above it,
+# and a gradient everywhere, where a clamp gives none — a fresh small generator's
+# output lies below the clamp in every bin and would never start learning.
+POWER_FLOOR = 1e-7
 MEL_FLOOR = 1e-5
 
 
 def stft_loss(real, fake, n_fft: int, hop: int, win_length: int):
     """``(spectral convergence, log-magnitude L1)`` at one resolution."""
-    mag = lambda x: stft_lib.magnitude(stft_lib.stft(x, n_fft, hop, win_length=win_length),
-                                       MAG_FLOOR ** 2)
+    def mag(x):
+        spec = stft_lib.stft(x, n_fft, hop, win_length=win_length)
+        return jnp.sqrt(jnp.real(spec) ** 2 + jnp.imag(spec) ** 2 + POWER_FLOOR)
     s, s_hat = mag(real), mag(fake)
     # Frobenius norms over the whole batch (as Parallel WaveGAN): a silent crop
     # does not blow the ratio up.

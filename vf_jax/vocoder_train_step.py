@@ -63,7 +63,8 @@ def schedule(config: ml_collections.ConfigDict, base: float):
 
 def _adam(config, base):
     chain = [optax.clip_by_global_norm(config.grad_clip)] if config.get("grad_clip", 0.0) else []
-    chain.append(optax.adam(schedule(config, base), b1=config.b1, b2=config.b2))
+    chain.append(optax.adam(schedule(config, base), b1=config.b1, b2=config.b2,
+                            eps=config.get("eps", 1e-8)))
     return optax.chain(*chain)
 
 

@@ -45,6 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.generator_learning_rate = 1e-3
     c.discriminator_learning_rate = 1e-3
     c.b1, c.b2 = 0.5, 0.9
+    c.eps = 1e-8                        # Adam's epsilon
     c.lr_decay = 1.0                    # x lr_decay every lr_decay_every steps
     c.lr_decay_every = 100_000
     c.grad_clip = 0.0

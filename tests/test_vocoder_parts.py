@@ -1,0 +1,155 @@
+"""The vocoder's training parts: weight norm, PQMF, discriminators, losses."""
+
+import jax
+import jax.numpy as jnp
+import librosa
+import numpy as np
+import pytest
+
+from vf_jax import discriminators, subbands, vocoder_losses, weight_norm
+from vf_jax.vocoder import TFGANGenerator
+
+TINY = dict(channels=32, cond_channels=16, resstack_depth=2)
+
+
+def test_weight_norm_matches_pytorch():
+    """g v / ||v|| with PyTorch's norm axes: per output channel for Conv1d,
+    per input channel for ConvTranspose1d."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    for transpose, g_axes in ((False, (0, 1)), (True, (0, 2))):
+        conv = (torch.nn.ConvTranspose1d(6, 4, 5) if transpose else torch.nn.Conv1d(6, 4, 5))
+        conv = torch.nn.utils.weight_norm(conv)
+        v = rng.standard_normal(tuple(conv.weight_v.shape)).astype(np.float32)
+        with torch.no_grad():
+            conv.weight_v.copy_(torch.from_numpy(v))
+            conv.weight_g.copy_(torch.from_numpy(np.abs(rng.standard_normal(
+                tuple(conv.weight_g.shape))).astype(np.float32)))
+        conv(torch.zeros(1, 6, 8))   # recomputes .weight
+        ref = conv.weight.detach().numpy()                      # (out,in,k) or (in,out,k)
+        # Our layout (k, in, out); g keeps size 1 on the normalised axes.
+        v_ours = np.transpose(v, (2, 0, 1) if transpose else (2, 1, 0))
+        g = conv.weight_g.detach().numpy().reshape(-1)
+        g_ours = g.reshape((1, -1, 1) if transpose else (1, 1, -1))
+        kernel = weight_norm.fold({"layer": {"g": g_ours, "v": v_ours}})["layer"]["kernel"]
+        ours = np.transpose(np.asarray(kernel), (1, 2, 0) if transpose else (2, 1, 0))
+        np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_weight_normed_and_folded_generators_agree():
+    """One module, one tree: the weight-normed generator, its folded
+    parameters in the plain one, and unfold(fold) all give the same waveform."""
+    wn = TFGANGenerator(weight_norm=True, **TINY)
+    plain = TFGANGenerator(**TINY)
+    feats = jax.random.uniform(jax.random.PRNGKey(1), (2, 9, 128), minval=-4, maxval=4)
+    params = wn.init(jax.random.PRNGKey(0), feats)["params"]
+    # Move g away from ||v|| so the norm matters.
+    params = jax.tree_util.tree_map_with_path(
+        lambda p, x: x * 1.3 if p[-1].key == "g" else x, params)
+    assert weight_norm.is_weight_normed(params)
+    folded = weight_norm.fold(params)
+    assert not weight_norm.is_weight_normed(folded)
+    template = jax.eval_shape(lambda: plain.init(jax.random.PRNGKey(0), feats))["params"]
+    assert jax.tree_util.tree_structure(folded) == jax.tree_util.tree_structure(template)
+    y_wn = wn.apply({"params": params}, feats)
+    y_plain = plain.apply({"params": folded}, feats)
+    assert y_wn.shape == (2, 9 * 441)
+    np.testing.assert_allclose(y_plain, y_wn, atol=1e-5)
+    again = weight_norm.unfold(folded, params)
+    np.testing.assert_allclose(wn.apply({"params": again}, feats), y_wn, atol=1e-5)
+
+
+def test_published_generator_unfolds_for_fine_tuning(converted):
+    """The converted published vocoder, unfolded to (g, v), computes what the
+    folded one does."""
+    variables, _ = converted
+    folded = variables["vocoder"]["params"]
+    feats = jax.random.uniform(jax.random.PRNGKey(2), (1, 6, 128), minval=-4, maxval=4)
+    wn = TFGANGenerator(weight_norm=True)
+    template = jax.eval_shape(lambda: wn.init(jax.random.PRNGKey(0), feats))["params"]
+    params = weight_norm.unfold(folded, template)
+    assert weight_norm.param_count(params) == weight_norm.param_count(folded) + sum(
+        int(np.prod(g.shape)) for path, g in jax.tree_util.tree_flatten_with_path(params)[0]
+        if path[-1].key == "g")
+    ref = TFGANGenerator().apply({"params": folded}, feats)
+    np.testing.assert_allclose(wn.apply({"params": params}, feats), ref, atol=2e-5)
+
+
+@pytest.mark.parametrize("bands", [2, 4, 8])
+def test_pqmf_reconstructs_and_separates(bands):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8192)).astype(np.float32)
+    y = np.asarray(subbands.synthesise(subbands.analyse(jnp.asarray(x), bands)))
+    inner = slice(200, -200)
+    snr = 10 * np.log10(np.sum(x[:, inner] ** 2) / np.sum((y - x)[:, inner] ** 2))
+    assert snr > 45, snr
+    # A tone in the middle of band k comes out (almost) only in sub-band k.
+    for k in range(bands):
+        freq = (k + 0.5) / bands * 0.5            # cycles per sample, band centre
+        tone = np.sin(2 * np.pi * freq * np.arange(8192)).astype(np.float32)
+        energy = np.sum(np.asarray(subbands.analyse(jnp.asarray(tone[None]), bands))[0, 50:-50]
+                        ** 2, axis=0)
+        assert np.argmax(energy) == k and energy[k] > 0.99 * energy.sum()
+
+
+def test_pqmf_design_finds_the_four_band_cutoff():
+    """Multi-band MelGAN's published cut-off for 4 bands, 62 taps, beta 9 is 0.142."""
+    assert abs(subbands.design_cutoff(4) - 0.142) < 2e-3
+
+
+def test_discriminator_outputs():
+    cfg = discriminators.config(waveform_channels=4, max_channels=32, spectrogram_channels=4)
+    disc = discriminators.Discriminators(cfg)
+    wav = jax.random.normal(jax.random.PRNGKey(0), (2, 8192)) * 0.1
+    params = disc.init(jax.random.PRNGKey(1), wav)
+    outs = disc.apply(params, wav)
+    assert len(outs) == 3 + 3 + 1
+    frames = [logits.shape[1] for _, logits in outs[:3]]
+    assert frames == [8192 // 256, 4096 // 256, 2048 // 256]   # pooled x2 per scale
+    for feats, logits in outs:
+        assert logits.shape[0] == 2 and logits.shape[-1] == 1 and len(feats) >= 4
+    # Every discriminator's convolutions are weight-normed.
+    assert all(k in ("g", "v", "bias") for path, _ in
+               jax.tree_util.tree_flatten_with_path(params)[0] for k in [path[-1].key])
+
+
+def test_average_pool_matches_pytorch_count_exclude_pad():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 37, 3)).astype(np.float32)
+    ref = torch.nn.AvgPool1d(4, 2, 1, count_include_pad=False)(
+        torch.from_numpy(x.transpose(0, 2, 1))).numpy().transpose(0, 2, 1)
+    np.testing.assert_allclose(discriminators.average_pool(jnp.asarray(x)), ref, atol=1e-6)
+
+
+def test_stft_losses_against_librosa_and_closed_forms():
+    rng = np.random.default_rng(0)
+    real = (0.3 * rng.standard_normal((2, 6000))).astype(np.float32)
+    fake = (0.3 * rng.standard_normal((2, 6000))).astype(np.float32)
+    res = ((1024, 120, 600), (512, 50, 240))
+    sc, mag = vocoder_losses.multi_resolution_stft_loss(real, fake, res)
+    ref_sc, ref_mag = [], []
+    for n_fft, hop, win in res:
+        m = lambda x: np.sqrt(np.abs(librosa.stft(
+            x, n_fft=n_fft, hop_length=hop, win_length=win, pad_mode="reflect")) ** 2 + 1e-7)
+        s, s_hat = m(real), m(fake)
+        ref_sc.append(np.linalg.norm(s - s_hat) / np.linalg.norm(s))
+        ref_mag.append(np.mean(np.abs(np.log(s) - np.log(s_hat))))
+    assert abs(float(sc) - np.mean(ref_sc)) < 1e-4 * np.mean(ref_sc)
+    assert abs(float(mag) - np.mean(ref_mag)) < 1e-4 * np.mean(ref_mag)
+    # A gain g: SC = |1 - g|, log magnitude = |log g|, mel L1 = |log10 g|.
+    sc, mag = vocoder_losses.multi_resolution_stft_loss(real, 0.5 * real, res)
+    assert abs(float(sc) - 0.5) < 1e-5 and abs(float(mag) - np.log(2)) < 1e-4
+    assert abs(float(vocoder_losses.mel_l1(real, 0.5 * real)) - np.log10(2)) < 1e-4
+
+
+def test_gan_losses_closed_forms():
+    ones, zeros = jnp.ones((2, 5, 1)), jnp.zeros((2, 5, 1))
+    feats = [jnp.full((2, 5, 3), 2.0), jnp.full((2, 3, 3), -1.0)]
+    real = [(feats, ones)] * 2
+    fake = [([f + 0.5 for f in feats], zeros)] * 2
+    assert float(vocoder_losses.discriminator_loss(real, fake)) == 0.0   # perfect D
+    assert float(vocoder_losses.adversarial_loss(fake)) == 1.0
+    assert float(vocoder_losses.adversarial_loss(real)) == 0.0
+    assert abs(float(vocoder_losses.feature_matching_loss(real, fake)) - 0.5) < 1e-7
+    half = [(feats, jnp.full((2, 5, 1), 0.5))]
+    assert abs(float(vocoder_losses.discriminator_loss(half, half)) - 0.5) < 1e-7
