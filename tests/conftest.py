@@ -4,9 +4,25 @@ import sys
 
 import pytest
 
+# One persistent compilation cache for the session, shared with the
+# subprocesses the tests start (they inherit the variable): a program that
+# several tests, runs or processes compile is compiled once. It never touches
+# the user's own cache.
+if not os.environ.get("VF_JAX_COMPILATION_CACHE"):
+    import atexit
+    import shutil
+    import tempfile
+    _cache = tempfile.mkdtemp(prefix="vf_jax_test_cache_")
+    os.environ["VF_JAX_COMPILATION_CACHE"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+
+from vf_jax import compilation  # noqa: E402
+
+compilation.enable_compilation_cache()
 
 
 @pytest.fixture(scope="session")

@@ -47,7 +47,7 @@ def test_demo_without_weights_says_so_and_writes_files(tmp_path, capsys):
 def test_demo_without_weights_trains_the_tiny_model_and_restores(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--weights", str(tmp_path / "none"),
-                 "--train-seconds", "8"]) == 0
+                 "--train-steps", "150"]) == 0
     err = capsys.readouterr().err
     assert "trains a tiny" in err and "not VoiceFixer's quality" in err
     clean, sr = sf.read(out / "clean.wav")

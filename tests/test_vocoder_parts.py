@@ -42,7 +42,7 @@ def test_weight_normed_and_folded_generators_agree():
     wn = TFGANGenerator(weight_norm=True, **TINY)
     plain = TFGANGenerator(**TINY)
     feats = jax.random.uniform(jax.random.PRNGKey(1), (2, 9, 128), minval=-4, maxval=4)
-    params = wn.init(jax.random.PRNGKey(0), feats)["params"]
+    params = jax.jit(wn.init)(jax.random.PRNGKey(0), feats)["params"]
     # Move g away from ||v|| so the norm matters.
     params = jax.tree_util.tree_map_with_path(
         lambda p, x: x * 1.3 if p[-1].key == "g" else x, params)
@@ -51,12 +51,13 @@ def test_weight_normed_and_folded_generators_agree():
     assert not weight_norm.is_weight_normed(folded)
     template = jax.eval_shape(lambda: plain.init(jax.random.PRNGKey(0), feats))["params"]
     assert jax.tree_util.tree_structure(folded) == jax.tree_util.tree_structure(template)
-    y_wn = wn.apply({"params": params}, feats)
-    y_plain = plain.apply({"params": folded}, feats)
+    run_wn = jax.jit(lambda p: wn.apply({"params": p}, feats))
+    y_wn = run_wn(params)
+    y_plain = jax.jit(lambda p: plain.apply({"params": p}, feats))(folded)
     assert y_wn.shape == (2, 9 * 441)
     np.testing.assert_allclose(y_plain, y_wn, atol=1e-5)
     again = weight_norm.unfold(folded, params)
-    np.testing.assert_allclose(wn.apply({"params": again}, feats), y_wn, atol=1e-5)
+    np.testing.assert_allclose(run_wn(again), y_wn, atol=1e-5)
 
 
 def test_published_generator_unfolds_for_fine_tuning(converted):
@@ -71,8 +72,9 @@ def test_published_generator_unfolds_for_fine_tuning(converted):
     assert weight_norm.param_count(params) == weight_norm.param_count(folded) + sum(
         int(np.prod(g.shape)) for path, g in jax.tree_util.tree_flatten_with_path(params)[0]
         if path[-1].key == "g")
-    ref = TFGANGenerator().apply({"params": folded}, feats)
-    np.testing.assert_allclose(wn.apply({"params": params}, feats), ref, atol=2e-5)
+    ref = jax.jit(lambda p: TFGANGenerator().apply({"params": p}, feats))(folded)
+    ours = jax.jit(lambda p: wn.apply({"params": p}, feats))(params)
+    np.testing.assert_allclose(ours, ref, atol=2e-5)
 
 
 @pytest.mark.parametrize("bands", [2, 4, 8])
@@ -101,8 +103,8 @@ def test_discriminator_outputs():
     cfg = discriminators.config(waveform_channels=4, max_channels=32, spectrogram_channels=4)
     disc = discriminators.Discriminators(cfg)
     wav = jax.random.normal(jax.random.PRNGKey(0), (2, 8192)) * 0.1
-    params = disc.init(jax.random.PRNGKey(1), wav)
-    outs = disc.apply(params, wav)
+    params = jax.jit(disc.init)(jax.random.PRNGKey(1), wav)
+    outs = jax.jit(disc.apply)(params, wav)
     assert len(outs) == 3 + 3 + 1
     frames = [logits.shape[1] for _, logits in outs[:3]]
     assert frames == [8192 // 256, 4096 // 256, 2048 // 256]   # pooled x2 per scale
@@ -153,3 +155,22 @@ def test_gan_losses_closed_forms():
     assert abs(float(vocoder_losses.feature_matching_loss(real, fake)) - 0.5) < 1e-7
     half = [(feats, jnp.full((2, 5, 1), 0.5))]
     assert abs(float(vocoder_losses.discriminator_loss(half, half)) - 0.5) < 1e-7
+
+
+def test_bf16_generator_follows_float32():
+    """``bf16=True`` runs the generator in bfloat16 on float32 parameters and
+    returns float32 audio close to the float32 computation."""
+    from vf_jax import vocoder_train_step as vts
+    from vf_jax import vocoder_training as vt
+    config = vt.tiny_config()
+    config.generator.update(TINY)
+    params = jax.jit(vts.generator_module(config).init)(
+        jax.random.PRNGKey(0), jnp.zeros((1, 8, 128)))["params"]
+    speech = 0.3 * jnp.sin(jnp.arange(4410.0) / 7.0)[None] * jnp.linspace(0, 1, 4410)
+    full = jax.jit(vts.make_generate(config))(params, speech)
+    config.bf16 = True
+    half = jax.jit(vts.make_generate(config))(params, speech)
+    assert full.dtype == half.dtype == jnp.float32 and half.shape == speech.shape
+    assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(params))
+    err = float(jnp.linalg.norm(half - full) / jnp.linalg.norm(full))
+    assert 0 < err < 0.05, err

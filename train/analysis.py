@@ -53,6 +53,10 @@ def command_line(program: str, train, argv=None, aliases: dict | None = None) ->
         return 2
 
     def job() -> int:
+        # Compiled steps kept on disk: a resumed run (after preemption) starts
+        # without compiling again.
+        from vf_jax.compilation import enable_compilation_cache
+        enable_compilation_cache()
         train(config, workdir)
         return 0
     return run_guarded(program, job)

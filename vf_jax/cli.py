@@ -176,8 +176,10 @@ def cmd_demo(args) -> int:
     enable_compilation_cache()
     if not args.train_seconds >= 0:
         raise UserError("--train-seconds must be 0 or more")
+    if args.train_steps is not None and args.train_steps < 1:
+        raise UserError("--train-steps must be 1 or more")
     return demo.run(args.out, args.weights, seed=args.seed, quiet=args.quiet,
-                    train_seconds=args.train_seconds)
+                    train_seconds=args.train_seconds, train_steps=args.train_steps)
 
 
 # ------------------------------------------------------------- evaluate ---
@@ -284,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-seconds", type=float, default=60.0,
                    help="without converted weights: train the tiny model this long on the "
                         "clip and restore with it (default 60; 0: only degrade)")
+    d.add_argument("--train-steps", type=int, default=None,
+                   help="train exactly this many steps instead (same result on any machine)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
 

@@ -85,16 +85,17 @@ def plot_spectrograms(signals: dict[str, np.ndarray], path: str) -> None:
 
 
 def restore_with_tiny_model(degraded: np.ndarray, train_seconds: float, seed: int = 0,
-                            quiet: bool = False) -> np.ndarray:
-    """Train the tiny VF-DNN on the shipped clip for ``train_seconds`` (in a
-    temporary folder), restore ``degraded``'s mel with it, Griffin-Lim."""
+                            quiet: bool = False, train_steps: int | None = None) -> np.ndarray:
+    """Train the tiny VF-DNN on the shipped clip for ``train_seconds`` (or
+    exactly ``train_steps`` steps, whatever the machine's speed; in a temporary
+    folder), restore ``degraded``'s mel with it, Griffin-Lim."""
     import tempfile
 
     from vf_jax import analysis_training, mel_inversion
     from vf_jax import mel as mel_lib
     config = analysis_training.tiny_config()
-    config.num_steps = 10 ** 9          # the time budget stops it
-    config.max_train_seconds = float(train_seconds)
+    config.num_steps = train_steps or 10 ** 9          # else the time budget stops it
+    config.max_train_seconds = 0.0 if train_steps else float(train_seconds)
     config.eval_every = 0
     config.checkpoint_every = 10 ** 9
     config.tensorboard = False
@@ -107,7 +108,7 @@ def restore_with_tiny_model(degraded: np.ndarray, train_seconds: float, seed: in
 
 
 def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
-        quiet: bool = False, train_seconds: float = 60.0) -> int:
+        quiet: bool = False, train_seconds: float = 60.0, train_steps: int | None = None) -> int:
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -131,14 +132,15 @@ def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
         how = ("For VoiceFixer's restoration, download vf.ckpt (Zenodo record 5600188) and\n"
                "model.ckpt-1490000_trimed.pt (record 5469951), then: python -m vf_jax convert\n"
                f"--analysis vf.ckpt --vocoder model.ckpt-1490000_trimed.pt --out {weights_dir}")
-        if train_seconds > 0:
+        if train_steps or train_seconds > 0:
+            budget = f"{train_steps} steps" if train_steps else f"{train_seconds:g} s"
             say(f"No converted weights at {weights_dir}. Instead, this demo trains a tiny\n"
-                f"VF-DNN for {train_seconds:g} s on this one clip and turns its restored mel into\n"
+                f"VF-DNN for {budget} on this one clip and turns its restored mel into\n"
                 "sound with Griffin-Lim: it shows the training and restoration code at work,\n"
                 "not VoiceFixer's quality.\n" + how)
-            restored = restore_with_tiny_model(degraded, train_seconds, seed, quiet)
+            restored = restore_with_tiny_model(degraded, train_seconds, seed, quiet, train_steps)
             audio_io.write_audio(os.path.join(out_dir, "restored.wav"), restored, SR)
-            signals[f"restored by a tiny VF-DNN trained {train_seconds:g} s on this clip, "
+            signals[f"restored by a tiny VF-DNN trained {budget} on this clip, "
                     "Griffin-Lim (not VoiceFixer)"] = restored
         else:
             say(f"No converted weights at {weights_dir}: this demo only degrades the clip\n"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from vf_jax import compilation
@@ -72,10 +73,18 @@ def pmap_step(step):
 
 def replicate(tree, count: int | None = None):
     """``count`` copies of ``tree`` (default: one per local device) stacked on
-    a leading axis: the layout ``jax.pmap`` takes (it places one per device)."""
-    count = jax.local_device_count() if count is None else count
-    return jax.tree_util.tree_map(
+    a leading axis: the layout ``jax.pmap`` takes, placed one per device with
+    the sharding :func:`pmap_step` returns — placed any other way, the first
+    call's arguments differ from the later calls' and the step compiles twice."""
+    devices = jax.local_devices()
+    count = len(devices) if count is None else count
+    stacked = jax.tree_util.tree_map(
         lambda x: jnp.broadcast_to(x, (count,) + jnp.shape(x)), tree)
+    if count != len(devices):
+        return stacked
+    mesh = jax.sharding.Mesh(np.asarray(devices), (AXIS,),
+                             axis_types=(jax.sharding.AxisType.Auto,))
+    return jax.device_put(stacked, NamedSharding(mesh, P(AXIS)))
 
 
 def example_keys(key, local: int, axis_name: str | None):

@@ -63,15 +63,18 @@ def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation
 
 
 def init_state(config: ml_collections.ConfigDict, rng) -> TrainState:
-    """Fresh parameters, BatchNorm statistics and optimiser state."""
-    init_rng, rng = jax.random.split(rng)
-    model = models.analysis_module(config.model)
-    frames = FRONT_END.num_frames(int(config.crop_seconds * FRONT_END.sample_rate))
-    variables = model.init(init_rng, jnp.ones((1, frames, FRONT_END.n_mels)))
-    params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get("batch_stats", {}),
-                      opt_state=optimizer(config).init(params), rng=rng)
+    """Fresh parameters, BatchNorm statistics and optimiser state (one jitted
+    program: eagerly, every initialiser's draw compiles on its own)."""
+    def init(rng):
+        init_rng, rng = jax.random.split(rng)
+        model = models.analysis_module(config.model)
+        frames = FRONT_END.num_frames(int(config.crop_seconds * FRONT_END.sample_rate))
+        variables = model.init(init_rng, jnp.ones((1, frames, FRONT_END.n_mels)))
+        params = variables["params"]
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          batch_stats=variables.get("batch_stats", {}),
+                          opt_state=optimizer(config).init(params), rng=rng)
+    return jax.jit(init)(rng)
 
 
 def mel_loss_sum(restored_log, clean_mel, valid, kind: str = "log_l1"):

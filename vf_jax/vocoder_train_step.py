@@ -76,18 +76,26 @@ def optimizers(config: ml_collections.ConfigDict):
 
 def init_state(config: ml_collections.ConfigDict, rng, generator_params=None) -> VocoderState:
     """Fresh discriminators and optimisers; the generator fresh or from
-    ``generator_params`` (weight-normed, e.g. unfolded published weights)."""
-    g_rng, d_rng = jax.random.split(rng)
-    if generator_params is None:
-        generator_params = generator_module(config).init(
-            g_rng, jnp.zeros((1, 8, FRONT_END.n_mels)))["params"]
-    disc_params = disc_lib.Discriminators(config.discriminators).init(
-        d_rng, jnp.zeros((1, 8192)))
-    g_tx, d_tx = optimizers(config)
-    return VocoderState(step=jnp.zeros((), jnp.int32), generator=generator_params,
-                        generator_ema=jax.tree_util.tree_map(jnp.array, generator_params),
-                        discriminators=disc_params, generator_opt=g_tx.init(generator_params),
-                        discriminator_opt=d_tx.init(disc_params))
+    ``generator_params`` (weight-normed, e.g. unfolded published weights).
+
+    One jitted program: run eagerly, every initialiser's random draw is a
+    program of its own to compile (tens of seconds on a CPU); jitted, it is
+    one, which the persistent compilation cache keeps for the next run.
+    """
+    def init(rng, generator_params):
+        g_rng, d_rng = jax.random.split(rng)
+        if generator_params is None:
+            generator_params = generator_module(config).init(
+                g_rng, jnp.zeros((1, 8, FRONT_END.n_mels)))["params"]
+        disc_params = disc_lib.Discriminators(config.discriminators).init(
+            d_rng, jnp.zeros((1, 8192)))
+        g_tx, d_tx = optimizers(config)
+        return VocoderState(step=jnp.zeros((), jnp.int32), generator=generator_params,
+                            generator_ema=jax.tree_util.tree_map(jnp.copy, generator_params),
+                            discriminators=disc_params,
+                            generator_opt=g_tx.init(generator_params),
+                            discriminator_opt=d_tx.init(disc_params))
+    return jax.jit(init)(rng, generator_params)
 
 
 def vocoder_input(speech):
