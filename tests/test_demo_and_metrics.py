@@ -60,9 +60,9 @@ def test_demo_without_weights_trains_the_tiny_model_and_restores(tmp_path, capsy
     assert not os.path.exists(out / "checkpoints")       # the run folder was temporary
 
 
-def test_demo_with_weights_restores(tmp_path, weights_dir, capsys):
+def test_demo_with_weights_restores(tmp_path, small_weights_dir, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--weights", weights_dir]) == 0
+    assert main(["demo", "--out", str(out), "--weights", small_weights_dir]) == 0
     restored, sr = sf.read(out / "restored.wav")
     degraded, _ = sf.read(out / "degraded.wav")
     assert sr == 44100 and len(restored) == len(degraded)

@@ -90,7 +90,7 @@ def test_existing_report_and_nothing_to_pair_fail_with_one_line(tree, tmp_path, 
     assert "exists (use --overwrite)" in err[0] and "no files of" in err[1]
 
 
-def test_restore_first_then_evaluate(tmp_path, weights_dir, capsys):
+def test_restore_first_then_evaluate(tmp_path, small_weights_dir, capsys):
     """``--input`` and ``--weights``: restore the degraded files, then score them."""
     ref, degraded, out = tmp_path / "ref", tmp_path / "degraded", tmp_path / "report"
     (ref / "sub").mkdir(parents=True)
@@ -101,7 +101,7 @@ def test_restore_first_then_evaluate(tmp_path, weights_dir, capsys):
         sf.write(ref / "sub" / f"u{i}.wav", x, SR)
         sf.write(degraded / "sub" / f"u{i}.wav", x + 0.05 * rng.standard_normal(len(x)), SR)
     assert main(["evaluate", "--ref", str(ref), "--input", str(degraded), "--weights",
-                 weights_dir, "--out", str(out), "--no-dnsmos", "--workers", "1",
+                 small_weights_dir, "--out", str(out), "--no-dnsmos", "--workers", "1",
                  "--quiet"]) == 0
     assert sorted(os.listdir(out / "restored" / "sub")) == ["u0.wav", "u1.wav"]
     report = json.load(open(out / "summary.json"))
@@ -111,7 +111,7 @@ def test_restore_first_then_evaluate(tmp_path, weights_dir, capsys):
     assert "either --est" in capsys.readouterr().err
 
 
-def test_gsr_testset_by_name(tmp_path, weights_dir):
+def test_gsr_testset_by_name(tmp_path, small_weights_dir):
     """``--testset``: the built GSR test sets are exported, restored and scored
     per subset."""
     from vf_jax.data.__main__ import main as data_main
@@ -127,7 +127,7 @@ def test_gsr_testset_by_name(tmp_path, weights_dir):
     assert data_main(["build", "testset", "--src", str(src), "--data-dir", str(data),
                       "--quiet"]) == 0
     out = tmp_path / "report"
-    assert main(["evaluate", "--testset", str(data), "--weights", weights_dir, "--out",
+    assert main(["evaluate", "--testset", str(data), "--weights", small_weights_dir, "--out",
                  str(out), "--no-dnsmos", "--workers", "1", "--quiet"]) == 0
     report = json.load(open(out / "summary.json"))
     assert sorted(report["summary"]) == ["all", "all_gsr", "declip_0.25"]

@@ -146,11 +146,13 @@ def test_checkpoints_keep_the_newest_and_the_best(tmp_path):
     mgr.close()
 
 
-def test_validation_audio_through_a_converted_vocoder(tmp_path, weights_dir):
+def test_validation_audio_through_a_weights_folders_vocoder(tmp_path, small_weights_dir):
+    """``vocoder_weights``: validation audio from that folder's generator, at
+    the size the folder records."""
     from tensorboard.backend.event_processing import event_accumulator as ea
     workdir = str(tmp_path / "run")
     train_and_evaluate(tiny(2, eval_every=2, eval_examples=2, eval_batch_size_per_device=2,
-                            media_examples=1, vocoder_weights=weights_dir), workdir)
+                            media_examples=1, vocoder_weights=small_weights_dir), workdir)
     acc = ea.EventAccumulator(os.path.join(workdir, "tensorboard"), size_guidance={ea.AUDIO: 0})
     acc.Reload()
     restored = acc.Audio("audio/0/restored")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from vf_jax import discriminators, subbands, vocoder_losses, weight_norm
+from vf_jax.compilation import jit_init
 from vf_jax.vocoder import TFGANGenerator
 
 TINY = dict(channels=32, cond_channels=16, resstack_depth=2)
@@ -42,7 +43,7 @@ def test_weight_normed_and_folded_generators_agree():
     wn = TFGANGenerator(weight_norm=True, **TINY)
     plain = TFGANGenerator(**TINY)
     feats = jax.random.uniform(jax.random.PRNGKey(1), (2, 9, 128), minval=-4, maxval=4)
-    params = jax.jit(wn.init)(jax.random.PRNGKey(0), feats)["params"]
+    params = jit_init(wn.init)(jax.random.PRNGKey(0), feats)["params"]
     # Move g away from ||v|| so the norm matters.
     params = jax.tree_util.tree_map_with_path(
         lambda p, x: x * 1.3 if p[-1].key == "g" else x, params)
@@ -103,7 +104,7 @@ def test_discriminator_outputs():
     cfg = discriminators.config(waveform_channels=4, max_channels=32, spectrogram_channels=4)
     disc = discriminators.Discriminators(cfg)
     wav = jax.random.normal(jax.random.PRNGKey(0), (2, 8192)) * 0.1
-    params = jax.jit(disc.init)(jax.random.PRNGKey(1), wav)
+    params = jit_init(disc.init)(jax.random.PRNGKey(1), wav)
     outs = jax.jit(disc.apply)(params, wav)
     assert len(outs) == 3 + 3 + 1
     frames = [logits.shape[1] for _, logits in outs[:3]]
@@ -164,7 +165,7 @@ def test_bf16_generator_follows_float32():
     from vf_jax import vocoder_training as vt
     config = vt.tiny_config()
     config.generator.update(TINY)
-    params = jax.jit(vts.generator_module(config).init)(
+    params = jit_init(vts.generator_module(config).init)(
         jax.random.PRNGKey(0), jnp.zeros((1, 8, 128)))["params"]
     speech = 0.3 * jnp.sin(jnp.arange(4410.0) / 7.0)[None] * jnp.linspace(0, 1, 4410)
     full = jax.jit(vts.make_generate(config))(params, speech)

@@ -8,6 +8,13 @@
   whole analysis network about 1.5x slower (``benchmarks/conv_kernels.py``
   measures both). Those fusions are turned off for our functions only;
   ``VF_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults.
+- :func:`jit_init` compiles parameter initialisation, which is nothing but
+  one random draw per parameter: XLA:CPU spends seconds optimising each
+  draw's fusion, so these programs are compiled at optimisation level 1,
+  which compiles them 2.5-3x faster and runs them as fast (measured on the
+  tiny vocoder's generator: 12.4 s -> 4.8 s to compile, 5 -> 6 ms to run).
+  The draws are the same distribution; their rounding differs from level 2's,
+  so a seed's parameters are those of this setting.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import numpy as np
 CACHE_ENV = "VF_JAX_COMPILATION_CACHE"
 XLA_DEFAULTS_ENV = "VF_JAX_XLA_DEFAULTS"
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+INIT_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 def default_cache_dir() -> str:
@@ -60,6 +68,34 @@ def compiler_options() -> dict | None:
     except Exception:
         return None
     return dict(CPU_OPTIONS)
+
+
+@functools.cache
+def init_compiler_options() -> dict | None:
+    """:func:`compiler_options` plus :data:`INIT_OPTIONS` on CPU (probed the
+    same way; None: XLA's defaults)."""
+    options = compiler_options()
+    if options is None:
+        return None
+    try:
+        jax.jit(lambda x: x + 1, compiler_options={**options, **INIT_OPTIONS}).lower(
+            np.float32(0)).compile()
+    except Exception:
+        return options
+    return {**options, **INIT_OPTIONS}
+
+
+def jit_init(fun):
+    """``jax.jit`` for initialisers, with :func:`init_compiler_options`
+    (module docstring). Called inside a trace (``jax.eval_shape``, another
+    jit), where XLA options cannot be given, it is a plain nested ``jax.jit``."""
+    @functools.wraps(fun)
+    def call(*args, **kwargs):
+        traced = any(isinstance(x, jax.core.Tracer)
+                     for x in jax.tree_util.tree_leaves((args, kwargs)))
+        options = None if traced else init_compiler_options()
+        return jax.jit(fun, compiler_options=options)(*args, **kwargs)
+    return call
 
 
 class jit:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from vf_jax import degradations, layers, parallel
+from vf_jax import compilation, degradations, layers, parallel
 from vf_jax import mel as mel_lib
 from vf_jax import metrics as metrics_lib
 from vf_jax import models
@@ -64,7 +64,8 @@ def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation
 
 def init_state(config: ml_collections.ConfigDict, rng) -> TrainState:
     """Fresh parameters, BatchNorm statistics and optimiser state (one jitted
-    program: eagerly, every initialiser's draw compiles on its own)."""
+    program, :func:`vf_jax.compilation.jit_init`: eagerly, every
+    initialiser's draw compiles on its own)."""
     def init(rng):
         init_rng, rng = jax.random.split(rng)
         model = models.analysis_module(config.model)
@@ -74,7 +75,7 @@ def init_state(config: ml_collections.ConfigDict, rng) -> TrainState:
         return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                           batch_stats=variables.get("batch_stats", {}),
                           opt_state=optimizer(config).init(params), rng=rng)
-    return jax.jit(init)(rng)
+    return compilation.jit_init(init)(rng)
 
 
 def mel_loss_sum(restored_log, clean_mel, valid, kind: str = "log_l1"):

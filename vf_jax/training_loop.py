@@ -1,6 +1,6 @@
 """The training loop every model family shares (analysis networks, vocoder).
 
-:func:`run` takes a fresh state, the data iterator and a :class:`Task` (how to
+:func:`run` takes a fresh state, the data and a :class:`Task` (how to
 build the step, how to validate) and does the rest: resume from the newest
 checkpoint that reads back, place the state for ``config.parallel`` (jit over
 the mesh, or pmap), step, log, validate, save, and stop cleanly.
@@ -81,10 +81,19 @@ def mesh_for(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
     return parallel.make_mesh(jax.devices())
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, state, data_iter, task: Task,
+def run(config: ml_collections.ConfigDict, workdir: str, state, data, task: Task,
         mesh: jax.sharding.Mesh):
     """Train ``state`` until ``config.num_steps`` (or a stop) on batches from
-    ``data_iter`` (this host's share); returns the final state on the host."""
+    ``data`` (this host's share: a grain loader, or any iterable whose iterator
+    checkpoints like grain's); returns the final state on the host."""
+    data_iter = iter(data)
+    try:
+        return _run(config, workdir, state, data_iter, task, mesh)
+    finally:
+        del data_iter   # stops grain's worker processes
+
+
+def _run(config, workdir, state, data_iter, task, mesh):
     os.makedirs(workdir, exist_ok=True)
     if jax.process_index() == 0:   # what `python -m vf_jax export` rebuilds the networks from
         write_config(config, workdir)

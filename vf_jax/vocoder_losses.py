@@ -18,6 +18,7 @@ the batch (data-parallel shares are averaged).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 from vf_jax import mel as mel_lib
@@ -33,23 +34,30 @@ POWER_FLOOR = 1e-7
 MEL_FLOOR = 1e-5
 
 
-def stft_loss(real, fake, n_fft: int, hop: int, win_length: int):
-    """``(spectral convergence, log-magnitude L1)`` at one resolution."""
+def stft_loss(real, fake, n_fft: int, hop: int, win_length: int,
+              axis_name: str | None = None):
+    """``(spectral convergence, log-magnitude L1)`` at one resolution.
+
+    With ``axis_name`` (``jax.pmap``) the batch is this device's share and the
+    spectral convergence's norms are summed over the axis, so every device
+    returns the global batch's ratio (a mean of per-share ratios is not it).
+    """
     def mag(x):
         spec = stft_lib.stft(x, n_fft, hop, win_length=win_length)
         return jnp.sqrt(jnp.real(spec) ** 2 + jnp.imag(spec) ** 2 + POWER_FLOOR)
     s, s_hat = mag(real), mag(fake)
     # Frobenius norms over the whole batch (as Parallel WaveGAN): a silent crop
     # does not blow the ratio up.
-    sc = jnp.sqrt(jnp.sum((s - s_hat) ** 2)) / jnp.sqrt(jnp.sum(s ** 2))
+    total = (lambda x: jax.lax.psum(x, axis_name)) if axis_name else (lambda x: x)
+    sc = jnp.sqrt(total(jnp.sum((s - s_hat) ** 2))) / jnp.sqrt(total(jnp.sum(s ** 2)))
     log_mag = jnp.mean(jnp.abs(jnp.log(s) - jnp.log(s_hat)))
     return sc, log_mag
 
 
-def multi_resolution_stft_loss(real, fake, resolutions):
+def multi_resolution_stft_loss(real, fake, resolutions, axis_name: str | None = None):
     """``(spectral convergence, log-magnitude L1)`` averaged over the
-    ``(n_fft, hop, win_length)`` resolutions."""
-    parts = [stft_loss(real, fake, *r) for r in resolutions]
+    ``(n_fft, hop, win_length)`` resolutions (``axis_name``: :func:`stft_loss`)."""
+    parts = [stft_loss(real, fake, *r, axis_name=axis_name) for r in resolutions]
     return (sum(p[0] for p in parts) / len(parts), sum(p[1] for p in parts) / len(parts))
 
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from vf_jax import compilation
 from vf_jax import discriminators as disc_lib
 from vf_jax import mel as mel_lib
 from vf_jax import metrics as metrics_lib
@@ -80,7 +81,8 @@ def init_state(config: ml_collections.ConfigDict, rng, generator_params=None) ->
 
     One jitted program: run eagerly, every initialiser's random draw is a
     program of its own to compile (tens of seconds on a CPU); jitted, it is
-    one, which the persistent compilation cache keeps for the next run.
+    one, which the persistent compilation cache keeps for the next run
+    (:func:`vf_jax.compilation.jit_init`).
     """
     def init(rng, generator_params):
         g_rng, d_rng = jax.random.split(rng)
@@ -95,7 +97,7 @@ def init_state(config: ml_collections.ConfigDict, rng, generator_params=None) ->
                             discriminators=disc_params,
                             generator_opt=g_tx.init(generator_params),
                             discriminator_opt=d_tx.init(disc_params))
-    return jax.jit(init)(rng, generator_params)
+    return compilation.jit_init(init)(rng, generator_params)
 
 
 def vocoder_input(speech):
@@ -159,7 +161,7 @@ def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None):
 
         # -- generator, through the updated discriminators -----------------
         def gen_loss(wav):
-            sc, mag = losses.multi_resolution_stft_loss(real, wav, resolutions)
+            sc, mag = losses.multi_resolution_stft_loss(real, wav, resolutions, axis_name)
             mel = losses.mel_l1(real, wav)
 
             def adversarial():

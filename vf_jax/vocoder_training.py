@@ -178,8 +178,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     task = training_loop.Task(make_step=lambda axis: vts.make_step(config, axis),
                               validate=validate if eval_every else None,
                               best_metric=BEST_METRIC)
-    data_iter = iter(data)
-    try:
-        return training_loop.run(config, workdir, state, data_iter, task, mesh)
-    finally:
-        del data_iter   # stops grain's worker processes
+    return training_loop.run(config, workdir, state, data, task, mesh)
