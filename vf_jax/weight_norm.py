@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from vf_jax.layers import strided_conv
+
 # MelGAN's initialisation (Kumar et al. 2019): conv weights N(0, 0.02).
 KERNEL_INIT = nn.initializers.normal(0.02)
 
@@ -107,12 +109,18 @@ class Conv(nn.Module):
         shape = k + (x.shape[-1] // self.groups, self.features)
         kernel = weight(self, shape, tuple(range(n + 1)), self.weight_norm)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        spatial = "HWD"[:n]
-        y = lax.conv_general_dilated(
-            x, kernel.astype(x.dtype), window_strides=tuple(self.strides or (1,) * n),
-            padding=[tuple(p) for p in padding], rhs_dilation=dilation,
-            dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
-            feature_group_count=self.groups)
+        strides = tuple(self.strides or (1,) * n)
+        padding = [tuple(p) for p in padding]
+        if (any(s > 1 for s in strides) or self.groups > 1) and all(d == 1 for d in dilation):
+            # Same result; gradients an order of magnitude faster on CPU.
+            y = strided_conv(x, kernel.astype(x.dtype), strides, padding, self.groups)
+        else:
+            spatial = "HWD"[:n]
+            y = lax.conv_general_dilated(
+                x, kernel.astype(x.dtype), window_strides=strides, padding=padding,
+                rhs_dilation=dilation,
+                dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
+                feature_group_count=self.groups)
         return y + bias.astype(y.dtype)
 
 
