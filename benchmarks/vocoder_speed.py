@@ -132,9 +132,10 @@ def main() -> None:
 
     # ------------------------------------------------------- training ---
     rows = []
-    for name, start in (("generator-only step", 10 ** 9), ("GAN step (discriminators on)", 0)):
-        config.discriminator_start = start
-        step = jax.jit(vts.make_step(config), donate_argnums=0, compiler_options=options)
+    for name, adversarial in (("generator-only step", False),
+                              ("GAN step (discriminators on)", True)):
+        step = jax.jit(vts.make_step(config, adversarial=adversarial), donate_argnums=0,
+                       compiler_options=options)
         holder = {"state": vts.init_state(config, jax.random.PRNGKey(0))}
 
         def run():

@@ -6,6 +6,8 @@ import pathlib
 import nbformat
 from nbclient import NotebookClient
 
+from conftest import TEST_XLA_FLAGS
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -38,7 +40,7 @@ def test_train_notebook_executes_on_two_cpu_devices(tmp_path, monkeypatch):
     two simulated devices, TensorBoard logs, Griffin-Lim listening."""
     monkeypatch.setenv("VF_JAX_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("VF_JAX_NOTEBOOK_WEIGHTS", str(tmp_path / "no_weights"))
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    monkeypatch.setenv("XLA_FLAGS", f"{TEST_XLA_FLAGS} --xla_force_host_platform_device_count=2")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     _, work, outputs = execute("train_tpu.ipynb", tmp_path, monkeypatch)
     text = "".join(o.get("text", "") for o in outputs)

@@ -16,6 +16,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from conftest import TEST_XLA_FLAGS  # noqa: E402
 from configs.tiny import get_config  # noqa: E402
 from train.analysis import TrainingStopped, train_and_evaluate  # noqa: E402
 
@@ -203,7 +204,7 @@ def test_two_processes_train_together_and_resume(tmp_path):
 
     def launch(steps, port):
         env = dict(os.environ, JAX_PLATFORMS="cpu")
-        env.pop("XLA_FLAGS", None)
+        env["XLA_FLAGS"] = TEST_XLA_FLAGS      # one device per process
         procs = [subprocess.Popen(
             [sys.executable, "-m", "train.analysis", "--config", "configs/tiny.py",
              "--workdir", str(workdir), "--config.distributed=True",

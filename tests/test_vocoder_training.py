@@ -19,9 +19,9 @@ from vf_jax import vocoder_train_step as vts  # noqa: E402
 from vf_jax import vocoder_training as vt  # noqa: E402
 
 CROP = 4410
-# Every test that trains runs one program: batches of BATCH crops, the loop's
-# update (jit over a one-device mesh, donated state), discriminators from step
-# GAN_START (a constant of the program). Compiled once; the session's
+# Every test that trains runs the same two programs: batches of BATCH crops,
+# the loop's update (jit over a one-device mesh, donated state), generator-only
+# before step GAN_START and adversarial from it. Compiled once; the session's
 # persistent compilation cache serves every later test, run and process.
 BATCH = 8
 GAN_START = 30
@@ -55,44 +55,66 @@ def clip_batch(n=BATCH):
     return {"speech": speech.astype(np.float32), "speech_length": np.full((n,), CROP, np.int32)}
 
 
+def phased(config, build):
+    """``(state, batch) -> (state, metrics)`` running ``build(adversarial)``'s
+    program for the state's step, as the loop chooses (it counts on the host;
+    this reads the step back)."""
+    programs = {}
+
+    def step(state, batch):
+        adversarial = vts.phase(config, int(np.asarray(state.step).reshape(-1)[0]))
+        if adversarial not in programs:
+            programs[adversarial] = build(adversarial)
+        return programs[adversarial](state, batch)
+    return step
+
+
 def mesh_step(config):
     """The loop's update (jit over a one-device mesh, donated state)."""
     from vf_jax import parallel
     mesh = parallel.make_mesh(jax.devices()[:1])
-    return parallel.jit_step(vts.make_step(config), mesh), mesh
+    return phased(config, lambda adversarial: parallel.jit_step(
+        vts.make_step(config, None, adversarial), mesh)), mesh
 
 
-def test_losses_fall_ema_tracks_and_discriminators_start_on_time():
-    """On a fixed batch: generator-only steps lower the multi-resolution STFT
-    and mel losses, leave the discriminators and their optimiser untouched and
-    keep the EMA at 0.99 old + 0.01 new; from ``discriminator_start`` on, the
-    LSGAN losses and discriminator updates run."""
+@pytest.fixture(scope="module")
+def fixed_batch_run():
+    """GAN_START + 2 of the loop's updates on one fixed batch: every state
+    (on the host, the first the initial one) and every step's metrics."""
     from vf_jax import parallel
     config = small_config()
     step, mesh = mesh_step(config)
     state = parallel.place_replicated(vts.init_state(config, jax.random.PRNGKey(0)), mesh)
     batch = parallel.global_batch(clip_batch(), mesh)
-    leaves = jax.tree_util.tree_leaves
-    before = jax.device_get(state)
-    history = []
-    for n in range(GAN_START + 2):
-        prev = jax.device_get(state)
+    states, history = [jax.device_get(state)], []
+    for _ in range(GAN_START + 2):
         state, m = step(state, batch)
-        now = jax.device_get(state)
+        states.append(jax.device_get(state))
         history.append({k: float(v) for k, v in m.items()})
+    return states, history
+
+
+def test_losses_fall_ema_tracks_and_discriminators_start_on_time(fixed_batch_run):
+    """On a fixed batch: generator-only steps lower the multi-resolution STFT
+    and mel losses, leave the discriminators and their optimiser untouched and
+    keep the EMA at 0.99 old + 0.01 new; from ``discriminator_start`` on, the
+    LSGAN losses and discriminator updates run."""
+    states, history = fixed_batch_run
+    leaves = jax.tree_util.tree_leaves
+    for n, (prev, now, m) in enumerate(zip(states, states[1:], history)):
         for e0, e1, p1 in zip(leaves(prev.generator_ema), leaves(now.generator_ema),
                               leaves(now.generator)):
             np.testing.assert_allclose(e1, 0.99 * e0 + 0.01 * p1, rtol=1e-6, atol=1e-7)
         d_changed = any(not np.array_equal(a, b) for a, b in
                         zip(leaves(prev.discriminators), leaves(now.discriminators)))
         if n < GAN_START:
-            assert not d_changed and history[-1]["adversarial"] == 0.0
-            assert history[-1]["discriminator_loss"] == 0.0
-            assert all(np.array_equal(a, b) for a, b in zip(leaves(before.discriminator_opt),
+            assert not d_changed and m["adversarial"] == 0.0
+            assert m["discriminator_loss"] == 0.0 and m["discriminator_grad_norm"] == 0.0
+            assert all(np.array_equal(a, b) for a, b in zip(leaves(states[0].discriminator_opt),
                                                             leaves(now.discriminator_opt)))
         else:
-            assert d_changed and history[-1]["adversarial"] > 0
-            assert history[-1]["discriminator_loss"] > 0 and history[-1]["feature_matching"] > 0
+            assert d_changed and m["adversarial"] > 0
+            assert m["discriminator_loss"] > 0 and m["feature_matching"] > 0
     first, last = history[0], history[GAN_START - 1]
     stft = lambda h: h["spectral_convergence"] + h["log_magnitude"]
     assert stft(last) < 0.7 * stft(first), (first, last)
@@ -103,28 +125,20 @@ def test_losses_fall_ema_tracks_and_discriminators_start_on_time():
 COMPARED = ("loss", "spectral_convergence", "mel_l1", "discriminator_loss")
 
 
-def test_data_parallel_steps_match_one_device(tmp_path):
+def test_data_parallel_steps_match_one_device(fixed_batch_run, tmp_path):
     """With 8 simulated CPU devices, jit over the mesh and pmap give the
-    parameters and losses one device gives: two steps from just before the
-    discriminators start (trained until then, so that the crops' spectral
-    convergences differ: a mean of per-device ratios would not be the batch's),
-    a generator-only step, then a GAN step. The one-device run is this
-    process's (the program the other tests compiled); the 8-device runs are a
+    parameters and losses one device gives, for the first GAN step (the
+    generator-only step is its generator half): from the fixed-batch run's
+    state at ``discriminator_start`` (trained until then, so that the crops'
+    spectral convergences differ: a mean of per-device ratios would not be
+    the batch's). The one-device step is that run's; the 8-device ones are a
     subprocess's, from the same state."""
     import pickle
 
-    from vf_jax import parallel
-
-    config = small_config()
-    step, mesh = mesh_step(config)
-    batch = parallel.global_batch(clip_batch(), mesh)
-    state = parallel.place_replicated(vts.init_state(config, jax.random.PRNGKey(0)), mesh)
-    for _ in range(GAN_START - 1):
-        state, _ = step(state, batch)
-    init = jax.device_get(state)
-    one, metrics_one = two_steps(init, step, lambda b: parallel.global_batch(b, mesh),
-                                 lambda s: parallel.place_replicated(s, mesh))
-    assert [m["discriminator_loss"] > 0 for m in metrics_one] == [False, True]
+    states, history = fixed_batch_run
+    init, one = states[GAN_START], states[GAN_START + 1]
+    metrics_one = history[GAN_START]
+    assert metrics_one["discriminator_loss"] > 0
     with open(tmp_path / "init.pkl", "wb") as f:
         pickle.dump(init, f)
     script = textwrap.dedent(f"""
@@ -132,12 +146,12 @@ def test_data_parallel_steps_match_one_device(tmp_path):
         import jax
         jax.config.update("jax_num_cpu_devices", 8)
         sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, "tests")!r}]
-        from test_vocoder_training import small_config, two_steps_on_devices
+        from test_vocoder_training import small_config, gan_step_on_devices
         from vf_jax import compilation
         compilation.enable_compilation_cache()
         with open({str(tmp_path / "init.pkl")!r}, "rb") as f:
             init = pickle.load(f)
-        result = two_steps_on_devices(small_config(), init)
+        result = gan_step_on_devices(small_config(), init)
         with open({str(tmp_path / "eight.pkl")!r}, "wb") as f:
             pickle.dump(result, f)
     """)
@@ -148,9 +162,10 @@ def test_data_parallel_steps_match_one_device(tmp_path):
         r = pickle.load(f)
     assert r["devices"] == 8
     for way in ("jit8", "pmap"):
-        for m, m_one in zip(r[way][1], metrics_one):
-            for k in COMPARED:
-                assert abs(m[k] - m_one[k]) <= 1e-4 * abs(m_one[k]) + 1e-7, (way, k, m, m_one)
+        m = r[way][1]
+        for k in COMPARED:
+            assert abs(m[k] - metrics_one[k]) <= 1e-4 * abs(metrics_one[k]) + 1e-7, \
+                (way, k, m, metrics_one)
 
     def diff(a, b):   # (max, mean) absolute difference over every parameter
         d = np.concatenate([np.asarray(x, np.float64).ravel() - np.asarray(y, np.float64).ravel()
@@ -160,7 +175,7 @@ def test_data_parallel_steps_match_one_device(tmp_path):
     # Adam divides each gradient element by its own size: elements whose
     # gradient is rounding noise take full steps of either sign, so the largest
     # disagreement is a fraction of one step; on average the parameters agree
-    # to 1e-4 of how far the steps moved them.
+    # to 1e-4 of how far the step moved them.
     for name in ("generator", "discriminators"):
         moved = diff(getattr(one, name), getattr(init, name))
         for way in ("jit8", "pmap"):
@@ -169,32 +184,25 @@ def test_data_parallel_steps_match_one_device(tmp_path):
                 (name, way, max_diff, mean_diff, moved)
 
 
-def two_steps(init, step, place_batch, place_state, first=lambda m: m):
-    """Two steps from ``init`` (on the host): the final state (on the host)
-    and each step's :data:`COMPARED` metrics."""
-    state, metrics = place_state(init), []
-    batch = place_batch(clip_batch())
-    for _ in range(2):
-        state, m = step(state, batch)
-        metrics.append({k: float(np.asarray(first(m[k])).reshape(-1)[0]) for k in COMPARED})
-    return jax.device_get(state), metrics
-
-
-def two_steps_on_devices(config, init) -> dict:
-    """:func:`two_steps` with every device: jit over an 8-device mesh, and
-    pmap. Run in the 8-device subprocess above."""
+def gan_step_on_devices(config, init) -> dict:
+    """One GAN step from ``init`` (on the host) with every device: jit over
+    an 8-device mesh, and pmap; each as (final state on the host, its
+    :data:`COMPARED` metrics). Run in the 8-device subprocess above."""
     from vf_jax import parallel
     mesh = parallel.make_mesh(jax.devices())
     devices = jax.local_device_count()
+    batch = clip_batch()
+    metrics = lambda m, first: {k: float(np.asarray(first(m[k])).reshape(-1)[0])
+                                for k in COMPARED}
     result = {"devices": len(jax.devices())}
-    result["jit8"] = two_steps(init, parallel.jit_step(vts.make_step(config), mesh),
-                               lambda b: parallel.global_batch(b, mesh),
-                               lambda s: parallel.place_replicated(s, mesh))
-    state, metrics = two_steps(
-        init, parallel.pmap_step(vts.make_step(config, parallel.AXIS)),
-        lambda b: {k: v.reshape(devices, -1, *v.shape[1:]) for k, v in b.items()},
-        parallel.replicate, first=lambda x: x[0])
-    result["pmap"] = (jax.tree_util.tree_map(lambda x: x[0], state), metrics)
+    step = parallel.jit_step(vts.make_step(config, None, True), mesh)
+    state, m = step(parallel.place_replicated(init, mesh), parallel.global_batch(batch, mesh))
+    result["jit8"] = (jax.device_get(state), metrics(m, lambda x: x))
+    step = parallel.pmap_step(vts.make_step(config, parallel.AXIS, True))
+    state, m = step(parallel.replicate(init),
+                    {k: v.reshape(devices, -1, *v.shape[1:]) for k, v in batch.items()})
+    result["pmap"] = (jax.device_get(jax.tree_util.tree_map(lambda x: x[0], state)),
+                      metrics(m, lambda x: x[0]))
     return result
 
 

@@ -40,7 +40,12 @@ class Task:
 
     ``make_step(axis_name)``: the update ``(state, batch) -> (state, metrics)``;
     with an axis name (pmap) the batch is this device's share and reductions
-    are over the axis. ``validate(state, step, first, logs)``: metrics
+    are over the axis. ``phase(step)`` (optional): for a task whose update
+    changes with the step (the vocoder's discriminators start at a step), a
+    hashable naming which update step ``step`` (0-based) runs; the loop then
+    calls ``make_step(axis_name, phase)`` and compiles each phase once, when
+    it is first needed. The choice is made on the host, from the loop's own
+    count: no device sync. ``validate(state, step, first, logs)``: metrics
     ``{"val/...": value}`` (``state`` replicated over the mesh; ``first`` on
     the run's first validation), or None for no validation. ``best_metric``:
     the validation metric (lower is better) whose best checkpoint is kept.
@@ -48,6 +53,7 @@ class Task:
     make_step: Callable
     validate: Callable | None = None
     best_metric: str | None = None
+    phase: Callable[[int], object] | None = None
 
 
 CONFIG_FILE = "config.json"
@@ -113,8 +119,10 @@ def _run(config, workdir, state, data_iter, task, mesh):
         print(f"resumed from step {int(state.step)}", file=sys.stderr)
 
     # ------------------------------------------------------ update step ---
+    def build(make):
+        return (parallel.pmap_step(make(parallel.AXIS)) if config.parallel == "pmap"
+                else parallel.jit_step(make(None), mesh))
     if config.parallel == "pmap":
-        step_fn = parallel.pmap_step(task.make_step(parallel.AXIS))
         state = parallel.replicate(state)
         to_device = lambda b: {k: v.reshape(local_devices, -1, *v.shape[1:])
                                for k, v in b.items()}
@@ -122,12 +130,19 @@ def _run(config, workdir, state, data_iter, task, mesh):
         # Validation runs jitted over the mesh on a replicated copy.
         on_mesh = lambda s: parallel.place_replicated(jax.device_get(unreplicate(s)), mesh)
     elif config.parallel == "jit":
-        step_fn = parallel.jit_step(task.make_step(None), mesh)
         state = parallel.place_replicated(state, mesh)
         to_device = lambda b: parallel.global_batch(b, mesh)
         unreplicate = on_mesh = lambda s: s
     else:
         raise UserError(f"config.parallel must be jit or pmap, got {config.parallel!r}")
+    compiled = {}
+
+    def step_fn_for(step: int):
+        key = task.phase(step) if task.phase is not None else None
+        if key not in compiled:
+            compiled[key] = build(task.make_step if task.phase is None
+                                  else lambda axis: task.make_step(axis, key))
+        return compiled[key]
 
     # ------------------------------------------------------------- loop ---
     logs = summaries.Summaries(workdir, tensorboard=config.get("tensorboard", True))
@@ -148,7 +163,7 @@ def _run(config, workdir, state, data_iter, task, mesh):
     try:
         for step in range(start_step, config.num_steps):
             batch = next(data_iter)
-            state, metrics = step_fn(state, to_device(batch))
+            state, metrics = step_fn_for(step)(state, to_device(batch))
             done = step + 1
             if bar is not None:
                 bar.update(1)

@@ -175,7 +175,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         return {"val/" + k: v for k, v in values.items()}
 
     # ------------------------------------------------------------- loop ---
-    task = training_loop.Task(make_step=lambda axis: vts.make_step(config, axis),
-                              validate=validate if eval_every else None,
-                              best_metric=BEST_METRIC)
+    task = training_loop.Task(
+        make_step=lambda axis, adversarial: vts.make_step(config, axis, adversarial),
+        phase=lambda step: vts.phase(config, step),
+        validate=validate if eval_every else None, best_metric=BEST_METRIC)
     return training_loop.run(config, workdir, state, data, task, mesh)
