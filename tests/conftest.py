@@ -26,6 +26,13 @@ if not os.environ.get("VF_JAX_COMPILATION_CACHE"):
     os.environ["VF_JAX_COMPILATION_CACHE"] = _cache
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
+# JAX's runtime is the CPU whatever is installed: with libtpu present (the
+# tests compile for TPU topologies ahead of time, tests/test_tpu_compile.py)
+# JAX would otherwise look for a TPU. libtpu takes a lock file per machine
+# unless told that several processes (the xdist workers) may load it.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))

@@ -273,3 +273,28 @@ def test_every_effect_switched_on_runs_batched():
     assert np.all(np.max(np.abs(np.asarray(noisy)), axis=1) <= 1.0 + 1e-6)
     # Faded at both ends, so the degraded signal starts and ends near silence.
     assert np.all(np.abs(np.asarray(noisy))[:, :10].max(axis=1) < 0.05)
+
+
+def test_tpu_fft_lengths_give_the_same_degradations():
+    """The TPU's forms (power-of-two FFT lengths, ``vf_jax.backends``), run on
+    CPU, equal the default ones (the fastest lengths) with every FFT-based
+    effect on: only the rounding and the filters' far tails differ."""
+    from vf_jax import backends
+    config = deg.gsr_config()
+    for name in ("speech_lowpass", "reverb", "freeverb", "highpass", "treble", "bass"):
+        getattr(config, name).prob = 1.0
+    config.band_limit.noise_prob = 1.0
+    rng = np.random.default_rng(9)
+    speech = jnp.asarray(np.stack([speech_like(seed=s) for s in range(3)]))
+    noise = jnp.asarray(rng.standard_normal((3, L)).astype(np.float32))
+    rir = jnp.asarray((rng.standard_normal((3, 8000)) * np.exp(-np.arange(8000) / 800))
+                      .astype(np.float32))
+    keys = jax.random.split(jax.random.PRNGKey(4), 3)
+    kinds = jax.vmap(lambda k: deg.sample_gsr(k, config))(keys)["kind"]
+    assert len(set(np.asarray(kinds).tolist())) > 1
+    default = deg.gsr_degrader(config)(keys, speech, noise, rir)
+    with backends.force("tpu"):
+        tpu = deg.gsr_degrader(config)(keys, speech, noise, rir)
+    assert deg.fft_size(L, "tpu") == 1 << 18 and deg.fft_size(L) < 1 << 18
+    for a, b in zip(default, tpu):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=2e-5)

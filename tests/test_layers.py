@@ -109,3 +109,27 @@ def test_strided_conv_equals_xla_conv_and_its_gradients(x_shape, k_shape, stride
     loss = lambda conv: jax.grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b))), (0, 1))(x, w)
     for a, b in zip(loss(ours), loss(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k, padding, dilation", [(3, (27, 27), 27), (7, (0, 0), 1),
+                                                  (4, (-1, 2), 1), (1, (0, 0), 1)])
+def test_conv1d_forms_equal_xla_conv_and_their_gradients(k, padding, dilation):
+    """The TPU's form of the 1-D convolution (shifted views times the
+    kernel as a matrix, ``vf_jax.backends``), run on CPU, against
+    ``lax.conv_general_dilated``: values and both gradients."""
+    from jax import lax
+
+    from vf_jax import backends
+    rng = np.random.default_rng(k)
+    x = jnp.asarray(rng.standard_normal((2, 90, 6)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((k, 6, 5)), jnp.float32)
+    ref = lambda a, b: lax.conv_general_dilated(a, b, (1,), [padding], rhs_dilation=(dilation,),
+                                                dimension_numbers=("NHC", "HIO", "NHC"))
+    loss = lambda conv: jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b))),
+                                           (0, 1))(x, w)
+    expected = loss(ref)
+    for family in backends.FAMILIES:
+        with backends.force(family):
+            got = loss(lambda a, b: layers.conv1d(a, b, padding, dilation))
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

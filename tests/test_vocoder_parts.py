@@ -175,3 +175,28 @@ def test_bf16_generator_follows_float32():
     assert all(x.dtype == jnp.float32 for x in jax.tree_util.tree_leaves(params))
     err = float(jnp.linalg.norm(half - full) / jnp.linalg.norm(full))
     assert 0 < err < 0.05, err
+
+
+def test_tpu_forms_of_the_generator_and_discriminators_agree():
+    """Generator (plain and weight-normed, bucket-padded with ``valid``) and
+    discriminators traced in the TPU's forms (``vf_jax.backends``) give what
+    the default forms give, on CPU."""
+    from vf_jax import backends
+    feats = jax.random.uniform(jax.random.PRNGKey(1), (2, 12, 128), minval=-4, maxval=4)
+    valid = jnp.array([12, 9])
+    wn = TFGANGenerator(weight_norm=True, **TINY)
+    params = jit_init(wn.init)(jax.random.PRNGKey(0), feats)["params"]
+    discs = discriminators.Discriminators(discriminators.config(
+        scales=2, resolutions=((512, 50, 240),), waveform_channels=4, max_channels=32,
+        spectrogram_channels=8))
+    wav = 0.3 * jnp.sin(jnp.arange(4096) * 0.05)[None] * jnp.ones((2, 1))
+    d_params = jit_init(discs.init)(jax.random.PRNGKey(2), wav)
+
+    def run():      # fresh functions: jax.jit keeps one trace per function
+        return (jax.jit(lambda p: wn.apply({"params": p}, feats, valid))(params),
+                jax.jit(lambda p, w: discs.apply(p, w))(d_params, wav))
+    expected = run()
+    with backends.force("tpu"):
+        got = run()
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

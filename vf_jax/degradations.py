@@ -36,7 +36,9 @@ filter has the zero-phase response ``|H|^2``; through the bilinear transform
 ``|H(e^jw)| = |H_a(j tan(w/2) / tan(pi Wn/2))|`` for the analog prototype
 ``H_a`` (scipy's ``buttap``/``cheb1ap``/``ellipap``/``besselap``, tabulated at
 import), so each draw needs only its prototype's poles and zeros. Signals are
-zero-padded by half a second so the filters' tails do not wrap around. Differences from the original, by design: the signal ends see zeros
+zero-padded by half a second so the filters' tails do not wrap around; the FFT
+lengths are the fast ones of the platform being compiled for (powers of two on
+TPU, :mod:`vf_jax.backends`), which changes nothing but rounding. Differences from the original, by design: the signal ends see zeros
 rather than ``sosfiltfilt``'s odd extension; the resampler's aliasing of its
 stop-band residue (below -50 dB) is not reproduced.
 """
@@ -49,9 +51,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import scipy.fft
 from scipy import signal as sps
 
+from vf_jax import backends
 from vf_jax import stft as stft_lib
 
 SAMPLE_RATE = 44100
@@ -73,10 +75,12 @@ FILTER_MARGIN = SAMPLE_RATE // 2
 
 # ---------------------------------------------------------- FFT filtering ---
 
-def fft_size(length: int) -> int:
-    """A fast FFT size (2^a 3^b 5^c 7^d) >= ``length`` + :data:`FILTER_MARGIN`:
-    room for the filters' tails on both sides without wrapping round."""
-    return scipy.fft.next_fast_len(length + FILTER_MARGIN, real=True)
+def fft_size(length: int, family: str | None = None) -> int:
+    """An FFT size >= ``length`` + :data:`FILTER_MARGIN` that the platform
+    ``family`` (default: the one being traced for, :mod:`vf_jax.backends`)
+    computes fast: room for the filters' tails on both sides without
+    wrapping round."""
+    return backends.fft_length(length + FILTER_MARGIN, family)
 
 
 def frequencies(n_fft: int) -> np.ndarray:
@@ -273,8 +277,11 @@ def convolve_head(x, h):
     """The first ``len(x)`` samples of the full linear convolution ``x * h``
     (FFT, no wrap-around)."""
     length = x.shape[-1]
-    n_fft = scipy.fft.next_fast_len(length + h.shape[-1] - 1, real=True)
-    return jnp.fft.irfft(jnp.fft.rfft(x, n_fft) * jnp.fft.rfft(h, n_fft), n_fft)[:length]
+    n_fft = backends.fft_length(length + h.shape[-1] - 1)
+    # Both transforms as one FFT: each distinct FFT costs seconds to compile on a TPU.
+    pad = lambda v: jnp.pad(v.astype(jnp.float32), (0, n_fft - v.shape[-1]))
+    spectra = jnp.fft.rfft(jnp.stack([pad(x), pad(h)]), axis=-1)
+    return jnp.fft.irfft(spectra[0] * spectra[1], n_fft)[:length]
 
 
 def freeverb(x, reverberance, damping, room_scale, wet):

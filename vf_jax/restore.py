@@ -96,34 +96,54 @@ remove_high_frequency = compilation.jit(_remove_high_frequency, static_argnames=
 
 # ------------------------------------------------------- the networks ---
 
+PRECISIONS = ("float32", "bf16")
+
+
+def _compute_dtype(precision: str):
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return jnp.bfloat16 if precision == "bf16" else jnp.float32
+
+
+def _cast(tree, dtype):
+    return jax.tree_util.tree_map(lambda x: x.astype(dtype), tree)
+
+
 def _analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
-             dropout: bool, kind: str = "released"):
-    """``(B, samples)`` -> restored log10 mel ``(B, n_frames, 128)`` by the
-    analysis network ``kind`` (:data:`vf_jax.models.ANALYSIS_KINDS`).
+             dropout: bool, kind: str = "released", precision: str = "float32"):
+    """``(B, samples)`` -> restored log10 mel ``(B, n_frames, 128)`` float32 by
+    the analysis network ``kind`` (:data:`vf_jax.models.ANALYSIS_KINDS`).
 
     ``length``: true samples when ``wav`` is a padded bucket, else None.
+    ``precision``: the network's arithmetic, ``float32`` or ``bf16`` (its
+    parameters and activations in bfloat16; the front end stays float32).
     """
+    dtype = _compute_dtype(precision)
     mel, _ = mel_lib.mel_spectrogram(wav, FRONT_END, n_frames, length)
     model = models.analysis_module(kind)
+    variables = {**variables, "params": _cast(variables["params"], dtype)}
     if train_bn:   # batch statistics; stored ones untouched (mutable, discarded)
-        out, _ = model.apply(variables, mel, True, not dropout, None,
+        out, _ = model.apply(variables, mel.astype(dtype), True, not dropout, None,
                              mutable=["batch_stats"], rngs={"dropout": rng})
-        return out
+        return out.astype(jnp.float32)
     valid = None if length is None else 1 + length // HOP
-    return model.apply(variables, mel, False, True, valid)
+    return model.apply(variables, mel.astype(dtype), False, True, valid).astype(jnp.float32)
 
 
-def _vocode(params, log_mel, frames, *, size: tuple = ()):
+def _vocode(params, log_mel, frames, *, size: tuple = (), precision: str = "float32"):
     """Restored log10 mel ``(B, T_bucket, 128)`` with ``frames`` valid ->
-    waveform ``(B, 441 * T_bucket)`` of which ``441 * (frames + tail)`` count.
-    ``size``: the generator's ``(name, value)`` sizes (:func:`vocoder_size`)."""
+    waveform ``(B, 441 * T_bucket)`` float32 of which ``441 * (frames + tail)``
+    count. ``size``: the generator's ``(name, value)`` sizes
+    (:func:`vocoder_size`); ``precision`` as :func:`_analyse`."""
+    dtype = _compute_dtype(precision)
     feats, valid = normalise_mel(mel_lib.from_log(log_mel), frames)
-    return TFGANGenerator(**dict(size)).apply({"params": params}, feats, valid)
+    return TFGANGenerator(**dict(size)).apply({"params": _cast(params, dtype)},
+                                              feats.astype(dtype), valid).astype(jnp.float32)
 
 
 _analyse_jit = compilation.jit(_analyse, static_argnames=("n_frames", "train_bn", "dropout",
-                                                          "kind"))
-_vocode_jit = compilation.jit(_vocode, static_argnames=("size",))
+                                                          "kind", "precision"))
+_vocode_jit = compilation.jit(_vocode, static_argnames=("size", "precision"))
 
 
 def vocoder_size(meta: dict | None) -> tuple:
@@ -139,9 +159,9 @@ def analysis_kind(meta: dict | None) -> str:
 def compile_for(variables, length: int, channels: int = 1,
                 max_window: int = round(MAX_WINDOW_SECONDS * SAMPLE_RATE),
                 overlap: int = round(OVERLAP_SECONDS * SAMPLE_RATE),
-                meta: dict | None = None) -> None:
+                meta: dict | None = None, precision: str = "float32") -> None:
     """Compile the networks for restoring ``length`` samples (44.1 kHz) of
-    ``channels`` channels in modes 0 and 1, ahead of the call (which then finds
+    ``channels`` channels in modes 0 and 1 at ``precision``, ahead of the call (which then finds
     them in JAX's caches). ``variables`` may hold ``jax.ShapeDtypeStruct``
     leaves (:func:`vf_jax.weights.shape_template`), so this can run while the
     arrays are still being read."""
@@ -153,12 +173,12 @@ def compile_for(variables, length: int, channels: int = 1,
         _analyse_jit.trace(variables["analysis"],
                            jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
                            jax.ShapeDtypeStruct((), i32), key, n_frames=bucket,
-                           train_bn=False, dropout=False,
-                           kind=analysis_kind(meta)).lower().compile()
+                           train_bn=False, dropout=False, kind=analysis_kind(meta),
+                           precision=precision).lower().compile()
         _vocode_jit.trace(variables["vocoder"]["params"],
                           jax.ShapeDtypeStruct((channels, bucket, 128), f32),
                           jax.ShapeDtypeStruct((), i32),
-                          size=vocoder_size(meta)).lower().compile()
+                          size=vocoder_size(meta), precision=precision).lower().compile()
 
 
 def vocode(vocoder_params, log_mel: np.ndarray, length: int, size: tuple = ()) -> np.ndarray:
@@ -250,9 +270,11 @@ class Restorer:
 
     def __init__(self, variables: dict, meta: dict | None = None,
                  max_window_seconds: float = MAX_WINDOW_SECONDS,
-                 overlap_seconds: float = OVERLAP_SECONDS):
+                 overlap_seconds: float = OVERLAP_SECONDS, precision: str = "float32"):
+        _compute_dtype(precision)                     # a bad value fails here
         self.variables = jax.device_put(variables)
         self.meta = meta or {}
+        self.precision = precision
         self.max_window = int(round(max_window_seconds * SAMPLE_RATE))
         self.overlap = int(round(overlap_seconds * SAMPLE_RATE))
         if self.overlap >= self.max_window:
@@ -277,7 +299,7 @@ class Restorer:
                 template = weights_lib.shape_template(meta)
                 for length, channels in prepare:
                     compile_for(template, length, channels, restorer.max_window,
-                                restorer.overlap, meta)
+                                restorer.overlap, meta, restorer.precision)
             finally:
                 variables, meta = loading.result()   # a broken folder is the error to report
         restorer.variables, restorer.meta = jax.device_put(variables), meta
@@ -287,7 +309,7 @@ class Restorer:
         """Compile for inputs of ``length`` samples (44.1 kHz) and ``channels``
         channels now rather than on the first :meth:`restore` (modes 0 and 1)."""
         compile_for(self.variables, length, channels, self.max_window, self.overlap,
-                    self.meta)
+                    self.meta, self.precision)
 
     # -- public API ------------------------------------------------------
     def windows(self, length: int) -> list[tuple[int, int]]:
@@ -365,7 +387,8 @@ class Restorer:
             log_mel = jnp.concatenate([
                 _analyse_jit(self.variables["analysis"], jnp.asarray(ch[None]),
                              length, key, n_frames=frames, train_bn=True,
-                             dropout=dropout, kind=analysis_kind(self.meta))
+                             dropout=dropout, kind=analysis_kind(self.meta),
+                             precision=self.precision)
                 for ch in segment], axis=0)
             log_mel = jnp.pad(log_mel, ((0, 0), (0, bucket - frames), (0, 0)))
         else:
@@ -374,8 +397,8 @@ class Restorer:
             log_mel = _analyse_jit(self.variables["analysis"], jnp.asarray(padded),
                                    jnp.int32(length), key, n_frames=bucket,
                                    train_bn=False, dropout=False,
-                                   kind=analysis_kind(self.meta))
+                                   kind=analysis_kind(self.meta), precision=self.precision)
         wav = _vocode_jit(self.variables["vocoder"]["params"], log_mel, jnp.int32(frames),
-                          size=vocoder_size(self.meta))
+                          size=vocoder_size(self.meta), precision=self.precision)
         wav = trim_center(np.asarray(wav), length, frames)
         return wav, np.asarray(log_mel[:, :frames])

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from vf_jax.layers import strided_conv
+from vf_jax.layers import conv1d, strided_conv
 
 # MelGAN's initialisation (Kumar et al. 2019): conv weights N(0, 0.02).
 KERNEL_INIT = nn.initializers.normal(0.02)
@@ -114,6 +114,8 @@ class Conv(nn.Module):
         if (any(s > 1 for s in strides) or self.groups > 1) and all(d == 1 for d in dilation):
             # Same result; gradients an order of magnitude faster on CPU.
             y = strided_conv(x, kernel.astype(x.dtype), strides, padding, self.groups)
+        elif n == 1 and strides == (1,) and self.groups == 1:
+            y = conv1d(x, kernel.astype(x.dtype), padding[0], dilation[0])
         else:
             spatial = "HWD"[:n]
             y = lax.conv_general_dilated(

@@ -1,0 +1,40 @@
+"""Programs compiled ahead of time for a TPU v5e chip (libtpu, no TPU needed):
+they fit its HBM and the compiler's cost model prices them. JAX's runtime
+stays on the CPU (``conftest.py``)."""
+
+import numpy as np
+import pytest
+
+from vf_jax import aot, degradations, programs
+
+V5E_HBM = 16e9
+
+
+@pytest.fixture(scope="module")
+def chip():
+    """One chip of a v5e 2x2 topology."""
+    return aot.topology_mesh("v5e:2x2", chips=1)
+
+
+def test_fft_filters_fit_only_at_the_tpu_lengths(chip):
+    """A TPU lowers an FFT whose length is not a power of two as a dense
+    DFT: 1 s signals filtered at the CPU's fast length (66,150 samples) need
+    hundreds of GB; at the TPU's (131,072) they fit and are priced."""
+    x = aot.shape_of(np.zeros((8, 44100), np.float32), chip, sharded=True)
+    lowpass = lambda v: degradations.apply_biquad(v, "lowpass", 4000.0)
+    cpu_lengths = aot.compile_program(lowpass, (x,), family="default")
+    tpu_lengths = aot.compile_program(lowpass, (x,))
+    assert not cpu_lengths.fits and "HBM" in cpu_lengths.error
+    assert tpu_lengths.fits and tpu_lengths.hbm_bytes < 1e9
+    assert tpu_lengths.unmodelled_ops == 0 and tpu_lengths.estimated_seconds > 0
+
+
+def test_analysis_training_step_fits_a_v5e_chip(chip):
+    """The whole VF-DNN step — degradations (every FFT at its real length for
+    1 s crops), front end, network, loss, AMSGrad — for batch 2 per chip."""
+    program = programs.analysis_train("dnn", batch_per_chip=2, crop_seconds=1.0)
+    report = program.compile(chip)
+    assert report.fits, report.error
+    assert report.hbm_bytes < V5E_HBM
+    assert report.flops > 1e9
+    assert report.modelled_seconds > 0

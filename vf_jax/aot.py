@@ -1,0 +1,134 @@
+"""Compiling ahead of time for accelerator topologies, on any host.
+
+With ``libtpu`` installed, JAX describes a TPU topology's devices without a
+TPU (``jax.experimental.topologies``); a program jitted over a mesh of them
+and lowered with ``jax.ShapeDtypeStruct`` arguments compiles with the TPU's
+own compiler, which reports the memory the program needs on each chip and
+its own estimate of the step time. :func:`compile_program` does that and
+returns a :class:`Report`; the JAX runtime stays on the host's CPU
+(``JAX_PLATFORMS=cpu``), so nothing else changes.
+
+>>> mesh = topology_mesh("v5e:2x2", chips=1)                    # doctest: +SKIP
+>>> report = compile_program(fn, (shape_of(x, mesh, sharded=True),))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+
+import jax
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+# Per chip: HBM bytes, peak bf16 FLOP/s (public TPU system specifications).
+CHIPS = {
+    "TPU v5 lite": dict(hbm=16e9, peak_flops=197e12),
+    "TPU v6 lite": dict(hbm=32e9, peak_flops=918e12),
+    "TPU v5": dict(hbm=95e9, peak_flops=459e12),
+    "TPU v4": dict(hbm=32e9, peak_flops=275e12),
+}
+
+
+@functools.cache
+def topology(name: str):
+    """The devices of a TPU topology such as ``"v5e:2x2"`` (needs libtpu)."""
+    from jax.experimental import topologies
+    return topologies.get_topology_desc(platform="tpu", topology_name=name)
+
+
+def topology_mesh(name: str, chips: int | None = None) -> jax.sharding.Mesh:
+    """A 1-D ``("data",)`` mesh over the first ``chips`` devices of topology
+    ``name`` (all by default), with ``AxisType.Auto`` as the training mesh."""
+    devices = topology(name).devices
+    devices = devices[:chips] if chips else devices
+    return jax.make_mesh((len(devices),), ("data",), devices=devices,
+                         axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def shape_of(tree, mesh: jax.sharding.Mesh, sharded: bool = False):
+    """``jax.ShapeDtypeStruct``s of ``tree`` (arrays or structs) placed on
+    ``mesh``: replicated, or split over ``data`` along the first axis."""
+    sharding = NamedSharding(mesh, P("data") if sharded else P())
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(tuple(x.shape), x.dtype, sharding=sharding), tree)
+
+
+@dataclasses.dataclass
+class Report:
+    """What the compiler says of one program on one chip."""
+    compile_seconds: float
+    hbm_bytes: float | None = None         # arguments + outputs + temporaries - aliased
+    temp_bytes: float | None = None
+    flops: float | None = None             # per chip
+    estimated_seconds: float | None = None   # the compiler's step-time estimate
+    error: str | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.error is None
+
+    @property
+    def unmodelled_ops(self) -> int:
+        """Operations the compiler's cost model left out: it counts each as
+        -1 s in ``optimal_seconds`` (FFTs above some lengths, some custom calls)."""
+        s = self.estimated_seconds
+        return 0 if s is None or s >= 0 else math.ceil(-s)
+
+    @property
+    def modelled_seconds(self) -> float | None:
+        """The compiler's step-time estimate over the operations it models
+        (``optimal_seconds`` less the -1 s of each unmodelled one; valid while
+        under a second)."""
+        s = self.estimated_seconds
+        return None if s is None else s + self.unmodelled_ops
+
+
+def compile_program(fn, args, *, out_shardings=None, donate_argnums=(),
+                    kwargs: dict | None = None, compiler_options: dict | None = None,
+                    family: str | None = None) -> Report:
+    """Lower ``jax.jit(fn)`` for ``args`` (``ShapeDtypeStruct``s with
+    shardings, :func:`shape_of`) in the forms of their devices' platform
+    (:mod:`vf_jax.backends`) and compile it; a program that does not fit
+    comes back with ``error`` set (the compiler's first line). ``family``
+    overrides the forms (``"default"``: those of CPU and GPU)."""
+    from vf_jax import backends
+    start = time.perf_counter()
+    # A fresh function, so that jax.jit traces it anew in the target's forms.
+    jitted = jax.jit(lambda *a, **k: fn(*a, **k), out_shardings=out_shardings, donate_argnums=donate_argnums,
+                     compiler_options=compiler_options)
+    family = family or backends.family_of(platform_of(args))
+    try:
+        with backends.force(family):
+            lowered = jitted.lower(*args, **(kwargs or {}))
+        compiled = lowered.compile()
+    except Exception as e:    # RESOURCE_EXHAUSTED and friends
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return Report(time.perf_counter() - start, error=message[:300])
+    seconds = time.perf_counter() - start
+    memory = compiled.memory_analysis()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else (cost or {})
+    hbm = temp = None
+    if memory is not None:
+        temp = float(memory.temp_size_in_bytes)
+        hbm = float(memory.argument_size_in_bytes + memory.output_size_in_bytes
+                    + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+    return Report(seconds, hbm, temp, cost.get("flops"), cost.get("optimal_seconds"))
+
+
+def platform_of(args) -> str:
+    """The platform of the devices the arguments are placed on (``jax``'s
+    default backend when none is)."""
+    for leaf in jax.tree_util.tree_leaves(args):
+        sharding = getattr(leaf, "sharding", None)
+        if sharding is not None:
+            return next(iter(sharding.device_set)).platform
+    return jax.default_backend()
+
+
+def chip_of(mesh: jax.sharding.Mesh) -> dict:
+    """HBM and peak FLOP/s of the mesh's chips (:data:`CHIPS`; empty if unknown)."""
+    return CHIPS.get(mesh.devices.flat[0].device_kind, {})

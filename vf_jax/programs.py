@@ -1,0 +1,198 @@
+"""Every program users run, as a function and the shapes of its arguments.
+
+For compiling ahead of time (:mod:`vf_jax.aot`, the tests) and for
+``benchmarks/accelerators.py``: the analysis training and validation steps
+(VF-UNet, VF-BiGRU, VF-DNN), the vocoder's generator-only and GAN steps,
+restoration (analysis network and vocoder, modes 0-2, one window or a batch of
+windows) and the degradations alone. Each :class:`Program` is the very
+function the training loop or the restorer jits; :meth:`Program.arguments`
+gives ``jax.ShapeDtypeStruct``s placed on a mesh (state replicated, batch
+split over ``data``), ``batch_per_chip`` examples on each chip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vf_jax import aot, models
+
+SAMPLE_RATE = 44100
+RIR_SECONDS = 1.0
+
+
+@dataclasses.dataclass
+class Program:
+    """``fn(*arguments)`` for ``batch_per_chip`` examples per chip.
+
+    ``audio_seconds``: seconds of audio one example stands for (the crop, or
+    the restored window), so throughput can be given in audio seconds too.
+    ``state``: the pytree of the arguments that are replicated (the first
+    ``replicated`` arguments); the rest is the batch, split over chips.
+    """
+    name: str
+    fn: Callable
+    replicated: tuple          # pytrees of ShapeDtypeStruct / arrays (per program, unsharded)
+    batch: Callable[[int], tuple]   # global batch size -> batch arguments
+    batch_per_chip: int
+    audio_seconds: float
+    donate_argnums: tuple = ()
+    trailing: tuple = ()       # replicated arguments after the batch (keys)
+
+    def arguments(self, mesh: jax.sharding.Mesh) -> tuple:
+        size = self.batch_per_chip * mesh.devices.size
+        return (tuple(aot.shape_of(x, mesh) for x in self.replicated)
+                + tuple(aot.shape_of(x, mesh, sharded=True) for x in self.batch(size))
+                + tuple(aot.shape_of(x, mesh) for x in self.trailing))
+
+    def compile(self, mesh: jax.sharding.Mesh, compiler_options: dict | None = None
+                ) -> aot.Report:
+        return aot.compile_program(self.fn, self.arguments(mesh),
+                                   donate_argnums=self.donate_argnums,
+                                   compiler_options=compiler_options)
+
+
+def _struct(shape, dtype=np.float32):
+    return jax.ShapeDtypeStruct(tuple(shape), np.dtype(dtype))
+
+
+def _key():
+    return jax.eval_shape(lambda: jax.random.PRNGKey(0))
+
+
+def _raw_batch(size: int, crop_seconds: float) -> dict:
+    samples = int(round(crop_seconds * SAMPLE_RATE))
+    return {"speech": _struct((size, samples)), "noise": _struct((size, samples)),
+            "rir": _struct((size, int(RIR_SECONDS * SAMPLE_RATE))),
+            "speech_length": _struct((size,), np.int32)}
+
+
+# ----------------------------------------------------------- analysis ---
+
+def analysis_config(model: str, crop_seconds: float = 3.0, bf16: bool = False):
+    from vf_jax import analysis_training
+    config = analysis_training.base_config(model)
+    config.crop_seconds = crop_seconds
+    config.bf16 = bf16
+    return config
+
+
+def analysis_train(model: str = "unet", batch_per_chip: int = 24, crop_seconds: float = 3.0,
+                   bf16: bool = False, config=None) -> Program:
+    """The analysis training step (degradations, front end, network, AMSGrad)."""
+    from vf_jax import train_step
+    config = config or analysis_config(model, crop_seconds, bf16)
+    state = jax.eval_shape(lambda: train_step.init_state(config, jax.random.PRNGKey(0)))
+    return Program(f"train {model}" + (" bf16" if bf16 else ""), train_step.make_step(config),
+                   (state,), lambda n: (_raw_batch(n, config.crop_seconds),),
+                   batch_per_chip, config.crop_seconds, donate_argnums=(0,))
+
+
+def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
+                  crop_seconds: float = 3.0) -> Program:
+    """The analysis validation step (fixed degradations, eval-mode network, metrics)."""
+    from vf_jax import train_step
+    config = analysis_config(model, crop_seconds)
+    variables = models.analysis_template(model)
+    return Program(f"validate {model}", train_step.make_eval_step(config),
+                   (variables["params"], variables.get("batch_stats", {})),
+                   lambda n: (_raw_batch(n, crop_seconds),), batch_per_chip, crop_seconds,
+                   trailing=(_key(),))
+
+
+# ------------------------------------------------------------ vocoder ---
+
+def vocoder_config(crop_seconds: float = 0.5, bf16: bool = False, generator=None,
+                   discriminators=None):
+    from vf_jax import vocoder_training
+    config = vocoder_training.base_config()
+    config.crop_seconds = crop_seconds
+    config.bf16 = bf16
+    if generator:
+        config.generator.update(generator)
+    if discriminators:
+        config.discriminators.update(discriminators)
+    return config
+
+
+def vocoder_train(adversarial: bool = True, batch_per_chip: int = 24,
+                  crop_seconds: float = 0.5, bf16: bool = False, config=None) -> Program:
+    """The vocoder's update: generator only, or the GAN step with the
+    discriminators' update."""
+    from vf_jax import vocoder_train_step as vts
+    config = config or vocoder_config(crop_seconds, bf16)
+    state = jax.eval_shape(lambda: vts.init_state(config, jax.random.PRNGKey(0)))
+    samples = int(round(config.crop_seconds * SAMPLE_RATE))
+    name = "vocoder GAN" if adversarial else "vocoder generator-only"
+    return Program(name + (" bf16" if bf16 else ""),
+                   vts.make_step(config, adversarial=adversarial), (state,),
+                   lambda n: ({"speech": _struct((n, samples))},), batch_per_chip,
+                   config.crop_seconds, donate_argnums=(0,))
+
+
+# -------------------------------------------------------- restoration ---
+
+def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
+            kind: str = "released", vocoder_size: tuple = (), bf16: bool = False) -> Program:
+    """Restoring windows of ``seconds``: (mode 1: the high-frequency removal,)
+    the front end and analysis network, the vocoder — what
+    :class:`vf_jax.restore.Restorer` runs per window, here as one program on
+    a batch of windows padded to their frame bucket."""
+    from vf_jax import restore as restore_lib
+    length = int(round(seconds * SAMPLE_RATE))
+    frames = restore_lib.FRONT_END.num_frames(length)
+    bucket = frame_bucket = restore_lib.frame_bucket(frames)
+    precision = "bf16" if bf16 else "float32"
+    train_bn = mode == 2
+
+    def program(variables, wav, rng):
+        if mode == 1:
+            wav = restore_lib._remove_high_frequency(wav)
+        log_mel = restore_lib._analyse(
+            variables["analysis"], wav, None if train_bn else jnp.int32(length), rng,
+            n_frames=frames if train_bn else bucket, train_bn=train_bn, dropout=train_bn,
+            kind=kind, precision=precision)
+        if train_bn:
+            log_mel = jnp.pad(log_mel, ((0, 0), (0, bucket - frames), (0, 0)))
+        return restore_lib._vocode(variables["vocoder"]["params"], log_mel, jnp.int32(frames),
+                                   size=vocoder_size, precision=precision)
+
+    from vf_jax.vocoder import TFGANGenerator
+    vocoder = jax.eval_shape(lambda: TFGANGenerator(**dict(vocoder_size)).init(
+        jax.random.PRNGKey(0), jnp.zeros((1, 8, 128))))
+    variables = {"analysis": models.analysis_template(kind), "vocoder": vocoder}
+    samples = length if train_bn else frame_bucket * restore_lib.HOP
+    name = f"restore mode {mode} x{windows_per_chip}" + (" bf16" if bf16 else "")
+    return Program(name, program, (variables,), lambda n: (_struct((n, samples)),),
+                   windows_per_chip, seconds, trailing=(_key(),))
+
+
+# -------------------------------------------------------- degradations ---
+
+def degrade(batch_per_chip: int = 24, crop_seconds: float = 3.0, config=None) -> Program:
+    """The GSR degradations of a raw batch (:func:`vf_jax.degradations.degrade_batch`)."""
+    from vf_jax import degradations
+    config = config or degradations.gsr_config()
+
+    def program(keys, batch):
+        return degradations.degrade_batch(keys, batch["speech"], batch["noise"],
+                                          batch["rir"], config)
+    return Program("degradations", program, (),
+                   lambda n: (jax.eval_shape(lambda: jax.random.split(jax.random.PRNGKey(0), n)),
+                              _raw_batch(n, crop_seconds)),
+                   batch_per_chip, crop_seconds)
+
+
+def paper_programs(bf16: bool = False) -> list[Program]:
+    """Every program at the paper's sizes (``benchmarks/accelerators.py``)."""
+    out = [analysis_train(m, bf16=bf16) for m in ("unet", "bigru", "dnn")]
+    out += [analysis_eval(m) for m in ("unet", "bigru", "dnn")] if not bf16 else []
+    out += [vocoder_train(False, bf16=bf16), vocoder_train(True, bf16=bf16)]
+    out += [restore(mode, 1, bf16=bf16) for mode in (0, 1, 2)]
+    out += [restore(0, 8, bf16=bf16)]
+    out += [degrade()] if not bf16 else []
+    return out
