@@ -163,3 +163,19 @@ def test_analysis_float64_agrees(oracle, converted, train_bn):
     finally:
         model.float()
     assert np.max(np.abs(ours - ref)) <= 1e-8
+
+
+def test_bf16_restoration_follows_float32(converted, restorer):
+    """``precision="bf16"`` (networks in bfloat16, front end in float32) on
+    3 s of the shipped speech, against float32: measured with these weights,
+    restored log-mel mean error 0.016 and worst 0.11 (log10 units), waveform
+    SNR 37 dB. The bounds leave room for other seeds, not for a broken path."""
+    from vf_jax import demo
+    variables, _ = converted
+    clip = demo.load_clip()[: 3 * SR]
+    ref = restorer.restore_full(clip, SR)
+    ours = restore_lib.Restorer(variables, precision="bf16").restore_full(clip, SR)
+    err = np.abs(ours.log_mel - ref.log_mel)
+    assert 0 < err.mean() < 0.05 and err.max() < 0.5
+    noise = ours.audio - ref.audio
+    assert 10 * np.log10(np.sum(ref.audio ** 2) / np.sum(noise ** 2)) > 25
