@@ -99,7 +99,7 @@ def run_locally(args) -> int:
 
     from vf_jax import parallel
     backend = jax.default_backend()
-    if backend == "cpu":
+    if backend == "cpu" and not args.allow_cpu:
         print("--run needs a GPU or TPU backend (here: cpu); the ahead-of-time table "
               "needs no accelerator", file=sys.stderr)
         return 1
@@ -137,7 +137,7 @@ def run_locally(args) -> int:
         rate = program.batch_per_chip / median
         audio = rate * program.audio_seconds
         print(f"| {program.name} | {program.batch_per_chip} | {compile_s:.0f} | "
-              f"{median * 1e3:.1f} | {rate:.1f} ex | {audio:.0f}x |", flush=True)
+              f"{median * 1e3:.1f} | {rate:.2f} ex | {audio:.1f}x |", flush=True)
     return 0
 
 
@@ -154,6 +154,8 @@ def main(argv=None) -> int:
     parser.add_argument("--run", action="store_true",
                         help="run and time on the local GPU/TPU instead of compiling for TPU")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--allow-cpu", action="store_true",
+                        help="with --run: time on the CPU too (to try the script)")
     parser.add_argument("--list", action="store_true", help="list the programs and stop")
     args = parser.parse_args(argv)
     if args.list:

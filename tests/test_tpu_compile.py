@@ -38,3 +38,35 @@ def test_analysis_training_step_fits_a_v5e_chip(chip):
     assert report.hbm_bytes < V5E_HBM
     assert report.flops > 1e9
     assert report.modelled_seconds > 0
+
+
+SMALL_VOCODER = (("channels", 32), ("cond_channels", 16), ("resstack_depth", 2))
+
+
+def _tiny_vocoder_config():
+    from vf_jax import vocoder_training
+    return vocoder_training.tiny_config()
+
+
+@pytest.mark.parametrize("name, build", [
+    ("VF-BiGRU training step, bf16",
+     lambda: programs.analysis_train("bigru", batch_per_chip=2, crop_seconds=1.0, bf16=True)),
+    ("VF-DNN validation step", lambda: programs.analysis_eval("dnn", 2, 1.0)),
+    ("restoration, released analysis and published vocoder, mode 0",
+     lambda: programs.restore(0, 1, 1.0)),
+    ("restoration, mode 1", lambda: programs.restore(1, 1, 1.0, "dnn", SMALL_VOCODER)),
+    ("restoration, mode 2", lambda: programs.restore(2, 1, 1.0, "dnn", SMALL_VOCODER)),
+    ("restoration, bf16, a batch of windows",
+     lambda: programs.restore(0, 2, 1.0, "dnn", SMALL_VOCODER, bf16=True)),
+    ("vocoder generator-only step",
+     lambda: programs.vocoder_train(False, 1, config=_tiny_vocoder_config())),
+    ("vocoder GAN step", lambda: programs.vocoder_train(True, 1, config=_tiny_vocoder_config())),
+])
+def test_programs_fit_a_v5e_chip(chip, name, build):
+    """The other programs users run, at reduced sizes that keep their
+    lowering (1 s crops and windows; the published networks where compile
+    time allows, the small or tiny configs elsewhere)."""
+    report = build().compile(chip)
+    assert report.fits, f"{name}: {report.error}"
+    assert report.hbm_bytes < V5E_HBM
+    assert report.flops > 0 and report.modelled_seconds > 0
