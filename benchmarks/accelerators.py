@@ -59,7 +59,6 @@ def build(args):
 
 def ahead_of_time(args) -> int:
     from vf_jax import aot
-    rows = []
     header = ("program", "topology", "batch/chip", "compile s", "HBM GB / chip", "TFLOP/step",
               "estimate ms", "unmodelled ops", "per s per chip", "utilisation")
     print("| " + " | ".join(header) + " |")
@@ -71,7 +70,7 @@ def ahead_of_time(args) -> int:
             report = program.compile(mesh)
             if report.error:
                 row = (program.name, topology, program.batch_per_chip,
-                       f"{report.compile_seconds:.0f}", "does not fit", "", "", "", "",
+                       f"{report.compile_seconds:.0f}", "does not compile", "", "", "", "",
                        report.error[:80])
             else:
                 seconds, unmodelled = report.modelled_seconds, report.unmodelled_ops
@@ -87,7 +86,6 @@ def ahead_of_time(args) -> int:
                        f"{(report.flops or 0) / 1e12:.2f}",
                        f"{seconds * 1e3:.1f}" if seconds is not None else "",
                        unmodelled, rate_text, f"{util:.0%}")
-            rows.append(row)
             print("| " + " | ".join(str(x) for x in row) + " |", flush=True)
     return 0
 

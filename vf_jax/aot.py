@@ -86,23 +86,20 @@ class Report:
         return None if s is None else s + self.unmodelled_ops
 
 
-def compile_program(fn, args, *, out_shardings=None, donate_argnums=(),
-                    kwargs: dict | None = None, compiler_options: dict | None = None,
-                    family: str | None = None) -> Report:
+def compile_program(fn, args, *, donate_argnums=(), family: str | None = None) -> Report:
     """Lower ``jax.jit(fn)`` for ``args`` (``ShapeDtypeStruct``s with
     shardings, :func:`shape_of`) in the forms of their devices' platform
     (:mod:`vf_jax.backends`) and compile it; a program that does not fit
     comes back with ``error`` set (the compiler's first line). ``family``
-    overrides the forms (``"default"``: those of CPU and GPU)."""
+    overrides the forms (``"default"``: those of CPU and GPU). Errors while
+    tracing are bugs, not a verdict on the chip: they are raised."""
     from vf_jax import backends
     start = time.perf_counter()
     # A fresh function, so that jax.jit traces it anew in the target's forms.
-    jitted = jax.jit(lambda *a, **k: fn(*a, **k), out_shardings=out_shardings, donate_argnums=donate_argnums,
-                     compiler_options=compiler_options)
-    family = family or backends.family_of(platform_of(args))
+    jitted = jax.jit(lambda *a: fn(*a), donate_argnums=donate_argnums)
+    with backends.force(family or backends.family_of(platform_of(args))):
+        lowered = jitted.lower(*args)
     try:
-        with backends.force(family):
-            lowered = jitted.lower(*args, **(kwargs or {}))
         compiled = lowered.compile()
     except Exception as e:    # RESOURCE_EXHAUSTED and friends
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

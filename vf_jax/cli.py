@@ -85,7 +85,7 @@ def cmd_restore(args) -> int:
         except Exception:
             durations.append(0.0)
     restorer = Restorer.from_folder(args.weights, prepare=tuple(prepare),
-                                    precision=getattr(args, "precision", "float32"))
+                                    precision=args.precision)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -209,6 +209,7 @@ def cmd_evaluate(args) -> int:
         est = os.path.join(args.out, "restored")
         status = cmd_restore(argparse.Namespace(
             input=args.input, output=est, weights=args.weights, mode=args.mode, seed=0,
+            precision="float32",
             subtype="FLOAT", overwrite=args.overwrite, quiet=args.quiet))
         from vf_jax.audio_io import find_audio_files
         inputs = {os.path.splitext(r)[0]: os.path.join(args.input, r)

@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vf_jax import aot, models
+from vf_jax.degradations import SAMPLE_RATE
 
-SAMPLE_RATE = 44100
 RIR_SECONDS = 1.0
 
 
@@ -49,11 +49,9 @@ class Program:
                 + tuple(aot.shape_of(x, mesh, sharded=True) for x in self.batch(size))
                 + tuple(aot.shape_of(x, mesh) for x in self.trailing))
 
-    def compile(self, mesh: jax.sharding.Mesh, compiler_options: dict | None = None
-                ) -> aot.Report:
+    def compile(self, mesh: jax.sharding.Mesh) -> aot.Report:
         return aot.compile_program(self.fn, self.arguments(mesh),
-                                   donate_argnums=self.donate_argnums,
-                                   compiler_options=compiler_options)
+                                   donate_argnums=self.donate_argnums)
 
 
 def _struct(shape, dtype=np.float32):
@@ -145,7 +143,7 @@ def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
     from vf_jax import restore as restore_lib
     length = int(round(seconds * SAMPLE_RATE))
     frames = restore_lib.FRONT_END.num_frames(length)
-    bucket = frame_bucket = restore_lib.frame_bucket(frames)
+    bucket = restore_lib.frame_bucket(frames)
     precision = "bf16" if bf16 else "float32"
     train_bn = mode == 2
 
@@ -165,7 +163,7 @@ def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
     vocoder = jax.eval_shape(lambda: TFGANGenerator(**dict(vocoder_size)).init(
         jax.random.PRNGKey(0), jnp.zeros((1, 8, 128))))
     variables = {"analysis": models.analysis_template(kind), "vocoder": vocoder}
-    samples = length if train_bn else frame_bucket * restore_lib.HOP
+    samples = length if train_bn else bucket * restore_lib.HOP
     name = f"restore mode {mode} x{windows_per_chip}" + (" bf16" if bf16 else "")
     return Program(name, program, (variables,), lambda n: (_struct((n, samples)),),
                    windows_per_chip, seconds, trailing=(_key(),))
