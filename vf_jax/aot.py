@@ -20,7 +20,6 @@ import math
 import time
 
 import jax
-import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 # Per chip: HBM bytes, peak bf16 FLOP/s (public TPU system specifications).
