@@ -136,11 +136,16 @@ def test_mode2_dropout_is_seeded(restorer):
     assert np.max(np.abs(a - c)) > 1e-4
 
 
+@pytest.mark.parametrize("family", ["default", "tpu"])
 @pytest.mark.parametrize("train_bn", [False, True])
-def test_analysis_float64_agrees(oracle, converted, train_bn):
+def test_analysis_float64_agrees(oracle, converted, train_bn, family):
     """In float64 on both sides the analysis networks agree to 1e-8, in eval
-    mode and with batch statistics (mode 2, dropout off)."""
+    mode and with batch statistics (mode 2, dropout off); in the forms of CPU
+    and GPU and in the TPU's (the ResUNet's first level folded,
+    ``vf_jax.folded``), run here on CPU."""
     import jax
+
+    from vf_jax import backends
     original, _, _ = oracle
     variables, _ = converted
     model = original._model.generator
@@ -152,8 +157,9 @@ def test_analysis_float64_agrees(oracle, converted, train_bn):
                                          variables["analysis"])
             mel, _ = mel_lib.mel_spectrogram(jnp.asarray(x), mel_lib.FRONT_ENDS[SR])
             assert mel.dtype == jnp.float64
-            ours, _ = ReleasedAnalysis().apply(v64, mel[None], train_bn, True,
-                                               mutable=["batch_stats"])
+            with backends.force(family):
+                ours, _ = ReleasedAnalysis().apply(v64, mel[None], train_bn, True,
+                                                   mutable=["batch_stats"])
             ours, mel = np.asarray(ours[0]), np.asarray(mel)
         model.double()
         context = (oracle_lib.batch_statistics_without_dropout(model) if train_bn

@@ -61,9 +61,10 @@ class Report:
     compile_seconds: float
     hbm_bytes: float | None = None         # arguments + outputs + temporaries - aliased
     temp_bytes: float | None = None
-    flops: float | None = None             # per chip
+    flops: float | None = None             # per chip, as compiled for the chip
     estimated_seconds: float | None = None   # the compiler's step-time estimate
     error: str | None = None
+    model_flops: float | None = None       # per chip, the program as written (model_flops)
 
     @property
     def fits(self) -> bool:
@@ -112,7 +113,31 @@ def compile_program(fn, args, *, donate_argnums=(), family: str | None = None) -
         temp = float(memory.temp_size_in_bytes)
         hbm = float(memory.argument_size_in_bytes + memory.output_size_in_bytes
                     + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
-    return Report(seconds, hbm, temp, cost.get("flops"), cost.get("optimal_seconds"))
+    return Report(seconds, hbm, temp, cost.get("flops"), cost.get("optimal_seconds"),
+                  model_flops=model_flops(fn, args))
+
+
+def model_flops(fn, args) -> float | None:
+    """FLOPs per device of ``fn`` on ``args`` as written: XLA's analysis of the
+    unoptimised program in the forms of CPU and GPU, lowered for the host
+    (cheap: nothing is compiled), divided over the devices of the arguments'
+    shardings. Unlike the compiled program's count it leaves out what a
+    backend's form adds (the folded layout's zero taps, power-of-two FFT
+    lengths), so utilisation from it compares forms fairly."""
+    from vf_jax import backends
+    devices = {d for leaf in jax.tree_util.tree_leaves(args)
+               for d in getattr(getattr(leaf, "sharding", None), "device_set", ())}
+    try:
+        host = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    except RuntimeError:      # no CPU backend in this process (JAX_PLATFORMS)
+        return None
+    plain = jax.tree_util.tree_map(
+        lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=host), args)
+    with backends.force("default"):
+        cost = jax.jit(lambda *a: fn(*a)).lower(*plain).cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = (cost or {}).get("flops")
+    return None if flops is None else flops / max(len(devices), 1)
 
 
 def platform_of(args) -> str:

@@ -15,6 +15,8 @@ The choices, each measured (``benchmarks/accelerators.py``,
   129 MB. CPU and GPU FFTs are fast at every ``2^a 3^b 5^c 7^d`` length, and
   the next power of two can be 1.7x longer.
 - 1-D convolutions (:func:`vf_jax.layers.conv1d`): matrix products on a TPU.
+- The ResUNet's first level (32 channels): folded 2x2 into 128 channels on a
+  TPU (:mod:`vf_jax.folded`), where 32 channels fill little of the matrix unit.
 
 Every form computes the same function; the tests run each one on CPU
 (:func:`force`) and compare. (``jax.lax.platform_dependent`` would stage out

@@ -24,6 +24,7 @@ import numpy as np
 from jax import lax
 
 from vf_jax import backends
+from vf_jax import folded as folded_layout
 
 
 def mask_frames(x, valid):
@@ -67,6 +68,46 @@ def batch_norm(train_bn: bool, momentum: float = 0.1, name: str | None = None):
                         use_fast_variance=False, axis_name=_BATCH_AXES[-1], name=name)
 
 
+class FoldedBatchNorm(nn.Module):
+    """:func:`batch_norm` of the folded layout (:mod:`vf_jax.folded`), with the
+    variables of ``flax.linen.BatchNorm``: per channel over its four phases,
+    statistics over the positions in ``mask`` only (``(1 or B, nt, nf, 4C)``).
+    ``(B, nt, nf, 4C) -> (B, nt, nf, 4C)``.
+    """
+    train_bn: bool
+    momentum: float = 0.1     # PyTorch's convention
+
+    @nn.compact
+    def __call__(self, x, mask):
+        channels = x.shape[-1] // 4
+        mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((channels,), jnp.float32))
+        var = self.variable("batch_stats", "var", lambda: jnp.ones((channels,), jnp.float32))
+        scale = self.param("scale", nn.initializers.ones, (channels,))
+        bias = self.param("bias", nn.initializers.zeros, (channels,))
+        # Statistics in at least float32 (flax's force_float32_reductions).
+        xs = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        if self.train_bn:
+            keep = jnp.broadcast_to(mask, x.shape)
+            count = folded_layout.channel_sum(jnp.sum(keep, axis=(0, 1, 2), dtype=xs.dtype))
+            axis_name = None if self.is_initializing() else _BATCH_AXES[-1]
+
+            def average(v):      # where, not a product: the garbage may be large
+                total = jnp.sum(jnp.where(keep, v, jnp.zeros((), v.dtype)), axis=(0, 1, 2))
+                m = folded_layout.channel_sum(total) / count
+                return m if axis_name is None else lax.pmean(m, axis_name)
+            mu = average(xs)
+            sigma2 = average(jnp.square(xs - jnp.repeat(mu, 4)))   # two-pass, as PyTorch
+            if not self.is_initializing():
+                keep_old = torch_momentum(self.momentum)
+                mean.value = keep_old * mean.value + (1 - keep_old) * mu
+                var.value = keep_old * var.value + (1 - keep_old) * sigma2
+        else:
+            mu, sigma2 = mean.value, var.value
+        y = ((xs - jnp.repeat(mu, 4)) * jnp.repeat(lax.rsqrt(sigma2 + 1e-5) * scale, 4)
+             + jnp.repeat(bias, 4))
+        return y.astype(jnp.result_type(x, scale, bias))
+
+
 class ScalarBatchNorm(nn.Module):
     """``BatchNorm2d(1)`` on a ``(B, 1, T, F)`` tensor: one mean and variance over
     every element. Input ``(batch, frames, features)``."""
@@ -78,19 +119,52 @@ class ScalarBatchNorm(nn.Module):
         return y[..., 0]
 
 
+class _ConvParameters(nn.Module):
+    """The variables of ``flax.linen.Conv`` (same names, shapes and
+    initialisers), for convolutions computed in more than one form."""
+    shape: tuple
+    use_bias: bool
+
+    @nn.compact
+    def __call__(self):
+        kernel = self.param("kernel", nn.initializers.xavier_uniform(), self.shape)
+        bias = (self.param("bias", nn.initializers.zeros, (self.shape[-1],))
+                if self.use_bias else None)
+        return kernel, bias
+
+
 class Conv2d(nn.Module):
-    """2-D convolution with symmetric zero padding; kernel ``(kh, kw, in, out)``."""
+    """2-D convolution with symmetric zero padding; kernel ``(kh, kw, in, out)``.
+
+    ``(B, T, F, in) -> (B, T, F, out)``; or, with ``folded=(frames, bins)``, of
+    the folded layout at ``offset`` (:mod:`vf_jax.folded`; the result is at
+    offset ``1 - offset`` for a 3x3 kernel, at ``offset`` for 1x1).
+    """
     features: int
     kernel: int = 3
     use_bias: bool = False
 
     @nn.compact
-    def __call__(self, x):
-        p = self.kernel // 2
-        return nn.Conv(self.features, (self.kernel, self.kernel),
-                       padding=((p, p), (p, p)), use_bias=self.use_bias,
-                       kernel_init=nn.initializers.xavier_uniform(),
-                       name="conv")(x)
+    def __call__(self, x, folded: tuple[int, int] | None = None, offset: int = 0):
+        channels = x.shape[-1] // 4 if folded else x.shape[-1]
+        kernel, bias = _ConvParameters((self.kernel, self.kernel, channels, self.features),
+                                       self.use_bias, name="conv")()
+        dtype = jnp.result_type(x, kernel)     # flax.linen.Conv's promotion
+        x, kernel = x.astype(dtype), kernel.astype(dtype)
+        if folded is None:
+            p = self.kernel // 2
+            y = lax.conv_general_dilated(x, kernel, (1, 1), ((p, p), (p, p)),
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        elif self.kernel == 1:
+            y = folded_layout.conv1x1(x, kernel)
+        elif self.kernel == 3:
+            y = folded_layout.conv3x3(x, kernel, offset, *folded)
+        else:
+            raise ValueError(f"no folded form of a {self.kernel}x{self.kernel} convolution")
+        if bias is None:
+            return y
+        bias = bias.astype(dtype)
+        return y + (jnp.repeat(bias, 4) if folded else bias)
 
 
 def conv_transpose(x, kernel, stride: Sequence[int], padding: Sequence[int],
@@ -206,19 +280,41 @@ class ConvBlockRes(nn.Module):
     """BN -> LeakyReLU(0.01) -> conv3x3 -> BN -> LeakyReLU(0.01) -> conv3x3, plus a
     shortcut (1x1 conv with bias when the channel count changes).
 
-    ``(B, T, F, in) -> (B, T, F, features)``.
+    ``(B, T, F, in) -> (B, T, F, features)``; with ``folded=(T, F)``, the same
+    in the folded layout at offset 0 (:mod:`vf_jax.folded`):
+    ``(B, T/2, F/2, 4 in) -> (B, T/2, F/2, 4 features)``, equal where unfolded.
     """
     features: int
     momentum: float = 0.01   # the released model's ConvBlockRes (PyTorch convention)
 
     @nn.compact
-    def __call__(self, x, train_bn: bool, valid=None):
+    def __call__(self, x, train_bn: bool, valid=None, folded: tuple[int, int] | None = None):
+        if folded is not None:
+            return self._folded(x, train_bn, valid, folded)
         h = nn.leaky_relu(batch_norm(train_bn, self.momentum, "bn1")(x), 0.01)
         h = Conv2d(self.features, name="conv1")(mask_frames(h, valid))
         h = nn.leaky_relu(batch_norm(train_bn, self.momentum, "bn2")(h), 0.01)
         h = Conv2d(self.features, name="conv2")(mask_frames(h, valid))
         if x.shape[-1] != self.features:
             x = Conv2d(self.features, kernel=1, use_bias=True, name="shortcut")(x)
+        return x + h
+
+    def _folded(self, x, train_bn, valid, folded):
+        frames, bins = folded
+        # Offset 0 in, 1 between the convolutions, 0 out; the positions outside
+        # the image are left out of the statistics and zeroed before each conv.
+        mask = lambda offset, shape, v=None: folded_layout.real_mask(offset, frames, bins,
+                                                                     shape, v)
+        h = nn.leaky_relu(FoldedBatchNorm(train_bn, self.momentum, name="bn1")(
+            x, mask(0, x.shape)), 0.01)
+        h = folded_layout.apply_mask(h, mask(0, h.shape, valid))
+        h = Conv2d(self.features, name="conv1")(h, folded, offset=0)
+        h = nn.leaky_relu(FoldedBatchNorm(train_bn, self.momentum, name="bn2")(
+            h, mask(1, h.shape)), 0.01)
+        h = folded_layout.apply_mask(h, mask(1, h.shape, valid))
+        h = Conv2d(self.features, name="conv2")(h, folded, offset=1)
+        if x.shape[-1] != 4 * self.features:
+            x = Conv2d(self.features, kernel=1, use_bias=True, name="shortcut")(x, folded)
         return x + h
 
 
@@ -237,16 +333,23 @@ def average_pool_2x2(x):
 class EncoderBlockRes(nn.Module):
     """Four ConvBlockRes, then 2x2 average pooling (floor).
 
-    Returns ``(pooled, skip)``: ``(B, T/2, F//2, C)`` and ``(B, T, F, C)``.
+    Returns ``(pooled, skip)``: ``(B, T/2, F//2, C)`` and ``(B, T, F, C)``;
+    with ``fold``, the blocks run in the folded layout (:mod:`vf_jax.folded`)
+    and ``skip`` is folded.
     """
     features: int
     momentum: float = 0.01
 
     @nn.compact
-    def __call__(self, x, train_bn: bool, valid=None):
+    def __call__(self, x, train_bn: bool, valid=None, fold: bool = False):
+        folded = x.shape[1:3] if fold else None
+        if fold:
+            x = folded_layout.fold(x)
         for i in range(4):
             x = ConvBlockRes(self.features, self.momentum, name=f"block{i + 1}")(
-                x, train_bn, valid)
+                x, train_bn, valid, folded)
+        if fold:
+            return folded_layout.pool2x2(x, *folded), x
         return average_pool_2x2(x), x
 
 
@@ -255,24 +358,28 @@ class DecoderBlockRes(nn.Module):
     the last frame -> concatenate the skip -> four ConvBlockRes.
 
     ``(B, T, F, in), (B, 2T, 2F+1, out) -> (B, 2T, 2F+1, out)``. ``valid`` is the
-    input's valid frame count.
+    input's valid frame count. With ``folded=(2T, 2F+1)`` the skip and the
+    result are in the folded layout (:mod:`vf_jax.folded`).
     """
     features: int
     momentum: float = 0.01       # ConvBlockRes
     bn_momentum: float = 0.1     # the block's own BatchNorm (PyTorch default)
 
     @nn.compact
-    def __call__(self, x, skip, train_bn: bool, valid=None):
+    def __call__(self, x, skip, train_bn: bool, valid=None,
+                 folded: tuple[int, int] | None = None):
         h = nn.relu(batch_norm(train_bn, self.bn_momentum, "bn1")(x))
         kernel = self.param("up_kernel", nn.initializers.xavier_uniform(),
                             (3, 3, x.shape[-1], self.features))
         h = conv_transpose(mask_frames(h, valid), kernel.astype(h.dtype),
-                           (2, 2), (0, 0))
-        h = jnp.concatenate([h[:, :-1], skip], axis=-1)
+                           (2, 2), (0, 0))[:, :-1]
+        if folded is not None:
+            h = folded_layout.fold(h)
+        h = jnp.concatenate([h, skip], axis=-1)
         valid = None if valid is None else 2 * valid
         for i in range(4):
             h = ConvBlockRes(self.features, self.momentum, name=f"block{i + 1}")(
-                h, train_bn, valid)
+                h, train_bn, valid, folded)
         return h
 
 

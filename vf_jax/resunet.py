@@ -12,6 +12,8 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from vf_jax import backends
+from vf_jax import folded as folded_layout
 from vf_jax.layers import Conv2d, ConvBlockRes, DecoderBlockRes, EncoderBlockRes
 
 ENCODER_CHANNELS = (32, 64, 128, 256, 384, 384)
@@ -40,11 +42,16 @@ class ResUNet(nn.Module):
         # length; with a larger bucket the frames past it are masked.
         level_valid = None if valid is None else padded_frames(valid)
 
+        # On a TPU the first level (32 channels, full resolution) runs folded
+        # (vf_jax.folded): its skip, the last decoder block, the head and the
+        # output convolution stay in that layout. Deeper levels gain nothing.
+        fold = backends.family() == "tpu"
+        first = x.shape[1:3]
         skips = []
         for i, ch in enumerate(ENCODER_CHANNELS):
             lv = None if level_valid is None else level_valid // (2 ** i)
             x, skip = EncoderBlockRes(ch, self.momentum, name=f"encoder{i + 1}")(
-                x, train_bn, lv)
+                x, train_bn, lv, fold=fold and i == 0)
             skips.append(skip)
         depth = len(ENCODER_CHANNELS)
         lv = None if level_valid is None else level_valid // (2 ** depth)
@@ -53,10 +60,14 @@ class ResUNet(nn.Module):
         decoder_channels = ENCODER_CHANNELS[::-1]
         for i, (ch, skip) in enumerate(zip(decoder_channels, reversed(skips))):
             lv = None if level_valid is None else level_valid // (2 ** (depth - i))
+            last = i == depth - 1
             x = DecoderBlockRes(ch, self.momentum, name=f"decoder{i + 1}")(
-                x, skip, train_bn, lv)
+                x, skip, train_bn, lv, folded=first if fold and last else None)
+        folded = first if fold else None
         x = ConvBlockRes(ENCODER_CHANNELS[0], self.momentum, name="head")(
-            x, train_bn, level_valid)
-        x = Conv2d(1, kernel=1, use_bias=True, name="out")(x)[..., 0]
-        x = jnp.pad(x, ((0, 0), (0, 0), (0, 1)))
+            x, train_bn, level_valid, folded)
+        x = Conv2d(1, kernel=1, use_bias=True, name="out")(x, folded)
+        if fold:
+            x = folded_layout.unfold(x, *first)
+        x = jnp.pad(x[..., 0], ((0, 0), (0, 0), (0, 1)))
         return x[:, :frames]
