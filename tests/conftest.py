@@ -112,8 +112,8 @@ def small_weights_dir(tmp_path_factory):
 # ``--dist loadfile --no-loadscope-reorder`` the workers take whole modules in
 # this order, the longest first, so that none is left with a long module at
 # the end while the other idles. Modules not listed keep their order, after.
-SLOWEST_FIRST = ("test_tpu_compile.py", "test_vocoder_training.py", "test_parity.py", "test_train_step.py",
-                 "test_train_loop.py", "test_notebook.py", "test_vocoder_parts.py",
+SLOWEST_FIRST = ("test_tpu_compile.py", "test_vocoder_training.py", "test_parity.py",
+                 "test_train_step.py", "test_train_loop.py", "test_notebook.py", "test_vocoder_parts.py",
                  "test_restore.py", "test_demo_and_metrics.py", "test_degradations.py",
                  "test_data.py", "test_models.py", "test_evaluate.py")
 

@@ -70,3 +70,12 @@ def test_programs_fit_a_v5e_chip(chip, name, build):
     assert report.fits, f"{name}: {report.error}"
     assert report.hbm_bytes < V5E_HBM
     assert report.flops > 0 and report.modelled_seconds > 0
+
+
+def test_model_flops_count_the_program_as_written():
+    """``aot.model_flops``: a matrix product's 2 m n k multiply-adds, split
+    over the chips its batch is sharded on, whatever the TPU would add."""
+    mesh = aot.topology_mesh("v5e:2x2", chips=2)
+    a = aot.shape_of(np.zeros((64, 96), np.float32), mesh, sharded=True)
+    b = aot.shape_of(np.zeros((96, 80), np.float32), mesh)
+    assert aot.model_flops(lambda x, y: x @ y, (a, b)) == 2 * 64 * 96 * 80 / 2

@@ -64,7 +64,6 @@ class Report:
     flops: float | None = None             # per chip, as compiled for the chip
     estimated_seconds: float | None = None   # the compiler's step-time estimate
     error: str | None = None
-    model_flops: float | None = None       # per chip, the program as written (model_flops)
 
     @property
     def fits(self) -> bool:
@@ -113,8 +112,7 @@ def compile_program(fn, args, *, donate_argnums=(), family: str | None = None) -
         temp = float(memory.temp_size_in_bytes)
         hbm = float(memory.argument_size_in_bytes + memory.output_size_in_bytes
                     + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
-    return Report(seconds, hbm, temp, cost.get("flops"), cost.get("optimal_seconds"),
-                  model_flops=model_flops(fn, args))
+    return Report(seconds, hbm, temp, cost.get("flops"), cost.get("optimal_seconds"))
 
 
 def model_flops(fn, args) -> float | None:

@@ -72,7 +72,10 @@ class FoldedBatchNorm(nn.Module):
     """:func:`batch_norm` of the folded layout (:mod:`vf_jax.folded`), with the
     variables of ``flax.linen.BatchNorm``: per channel over its four phases,
     statistics over the positions in ``mask`` only (``(1 or B, nt, nf, 4C)``).
-    ``(B, nt, nf, 4C) -> (B, nt, nf, 4C)``.
+    ``(B, nt, nf, 4C) -> (B, nt, nf, 4C)``. Its own masked sums rather than
+    ``BatchNorm(mask=...)`` on a phase-split view: that view costs the TPU
+    layout copies, and on XLA:CPU its statistics were not reproducible from
+    run to run.
     """
     train_bn: bool
     momentum: float = 0.1     # PyTorch's convention
