@@ -15,7 +15,11 @@ has, FLOPs per chip and step (the program as written, and in brackets as
 compiled for the TPU, whose forms add some: :func:`vf_jax.aot.model_flops`),
 the compiler's step-time estimate, examples (or audio seconds) per second per
 chip at that estimate, and the utilisation of the chip's peak it implies (the
-FLOPs as written over the estimate: useful work only).
+FLOPs as written over the estimate: useful work only). The last two columns:
+the compiled program's memory traffic (``cost_analysis()["bytes accessed"]``)
+and the roofline, the utilisation that traffic allows at the chip's HBM
+bandwidth (:meth:`vf_jax.aot.Report.roofline`): a program whose roofline is
+low is bound by memory, not by the matrix unit.
 
 The estimate: ``cost_analysis()["optimal_seconds"]``. The TPU compiler counts
 each operation it does not model as -1 s (FFTs above some lengths, some
@@ -63,7 +67,8 @@ def ahead_of_time(args) -> int:
     from vf_jax import aot
     header = ("program", "topology", "batch/chip", "compile s", "HBM GB / chip",
               "TFLOP/step (compiled)",
-              "estimate ms", "unmodelled ops", "per s per chip", "utilisation")
+              "estimate ms", "unmodelled ops", "per s per chip", "utilisation",
+              "HBM traffic GB", "roofline")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for topology in args.topology:
@@ -75,7 +80,7 @@ def ahead_of_time(args) -> int:
             if report.error:
                 row = (program.name, topology, program.batch_per_chip,
                        f"{report.compile_seconds:.0f}", "does not compile", "", "", "", "",
-                       report.error[:80])
+                       report.error[:80], "", "")
             else:
                 seconds, unmodelled = report.modelled_seconds, report.unmodelled_ops
                 rate = (program.batch_per_chip / seconds if seconds else float("nan"))
@@ -89,7 +94,9 @@ def ahead_of_time(args) -> int:
                        f"{report.hbm_bytes / 1e9:.2f} / {chip.get('hbm', float('nan')) / 1e9:.0f}",
                        f"{(written or 0) / 1e12:.2f} ({(report.flops or 0) / 1e12:.2f})",
                        f"{seconds * 1e3:.1f}" if seconds is not None else "",
-                       unmodelled, rate_text, f"{util:.0%}")
+                       unmodelled, rate_text, f"{util:.0%}",
+                       f"{(report.bytes_accessed or 0) / 1e9:.1f}",
+                       f"{report.roofline(written, chip) or float('nan'):.0%}")
             print("| " + " | ".join(str(x) for x in row) + " |", flush=True)
     return 0
 

@@ -7,8 +7,8 @@ The other revision is checked out into a temporary git worktree; the same
 timing code (:func:`timings`, using only interfaces both trees have) runs in
 a fresh process for each tree, one after the other: the GSR degradations
 (examples/s, batch 24 x 3 s), the VF-UNet training step (degradations, front
-end, network, AMSGrad; batch 2 x 3 s), the vocoder's generator-only step at
-the published size (batch 2 x 0.5 s) and restoring 10 s with the released
+end, network, AMSGrad; batch 2 x 3 s), the vocoder's generator-only and GAN
+steps at the published size (batch 2 x 0.5 s) and restoring 10 s with the released
 analysis network and the published vocoder (seeded random weights). Each is a
 median of ``--repeats`` calls after a warm-up. Ratios above 1 mean this tree
 is faster.
@@ -86,6 +86,9 @@ def timings(repeats: int) -> dict:
     crops = {"speech": raw(2, 0.5)["speech"]}
     seconds = median_seconds(lambda: vstep(vstate, crops)[1]["loss"], repeats)
     out["vocoder generator-only step (ex/s)"] = 2 / seconds
+    vstep = jax.jit(vts.make_step(vconfig, adversarial=True), compiler_options=options)
+    seconds = median_seconds(lambda: vstep(vstate, crops)[1]["loss"], repeats)
+    out["vocoder GAN step (ex/s)"] = 2 / seconds
 
     analysis = models.analysis_module("released").init(jax.random.PRNGKey(1),
                                                        jnp.zeros((1, 64, 128)))

@@ -164,7 +164,8 @@ def test_folded_layout_round_trip_and_conv3x3(frames, bins):
     loss = lambda f: jax.value_and_grad(lambda *a: jnp.sum(jnp.sin(f(*a))), (0, 1, 2))(x, w1, w2)
     for a, b in zip(jax.tree_util.tree_leaves(loss(in_folded)),
                     jax.tree_util.tree_leaves(loss(plain))):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+        # float32 sums of values up to ~100: rounding is relative to the largest
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
 
 
 @pytest.mark.parametrize("train", [False, True])

@@ -72,6 +72,51 @@ def test_programs_fit_a_v5e_chip(chip, name, build):
     assert report.flops > 0 and report.modelled_seconds > 0
 
 
+def test_roofline_from_the_compiled_memory_traffic(chip):
+    """``Report.roofline``: an elementwise sum reads two arrays and writes
+    one (12 bytes per float32 element for one FLOP: far below v5e's ridge of
+    197e12 / 819e9 = 240 FLOP/byte); a 2048^3 matrix product does 2 n^3 FLOPs
+    over at least 3 n^2 x 4 bytes (at most 341 FLOP/byte; the compiler's
+    tiles read the operands more than once)."""
+    v5e = aot.CHIPS["TPU v5 lite"]
+    n = 1 << 20
+    x = aot.shape_of(np.zeros((8, n // 8), np.float32), chip)
+    add = aot.compile_program(lambda a, b: a + b, (x, x))
+    assert 0.9 * 12 * n < add.bytes_accessed < 1.1 * 12 * n
+    assert add.roofline(n, v5e) == pytest.approx(1 / 12 / 240.5, rel=0.1)
+    m = aot.shape_of(np.zeros((2048, 2048), np.float32), chip)
+    product = aot.compile_program(lambda a, b: a @ b, (m, m))
+    assert product.bytes_accessed >= 3 * 2048 ** 2 * 4
+    assert product.roofline(2 * 2048 ** 3, v5e) > 100 * add.roofline(n, v5e)
+    assert product.roofline(None, v5e) is None
+
+
+def test_rematerialised_discriminators_need_less_hbm(chip):
+    """The vocoder's GAN step on a TPU recomputes the discriminators' hidden
+    layers in its backward pass ("auto" remat): their update needs less HBM
+    than storing them. A spectrogram discriminator, batch 8 x 0.25 s."""
+    import jax
+
+    from vf_jax import discriminators, vocoder_losses
+    config = discriminators.config(scales=0, resolutions=((512, 50, 240),), subbands_=0,
+                                   spectrogram_channels=8)
+    wav = np.zeros((8, 11025), np.float32)
+    hbm = {}
+    for remat in (False, True):
+        module = discriminators.Discriminators(config, remat=remat)
+        params = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), wav))
+
+        def update(p, real, fake):
+            return jax.grad(lambda p: vocoder_losses.discriminator_loss(
+                module.apply(p, real), module.apply(p, fake)))(p)
+        report = aot.compile_program(update, (aot.shape_of(params, chip),
+                                              aot.shape_of(wav, chip, sharded=True),
+                                              aot.shape_of(wav, chip, sharded=True)))
+        assert report.fits, report.error
+        hbm[remat] = report.hbm_bytes
+    assert hbm[True] < 0.9 * hbm[False], hbm
+
+
 def test_model_flops_count_the_program_as_written():
     """``aot.model_flops``: a matrix product's 2 m n k multiply-adds, split
     over the chips its batch is sharded on, whatever the TPU would add."""

@@ -206,6 +206,30 @@ def gan_step_on_devices(config, init) -> dict:
     return result
 
 
+def test_rematerialised_gan_step_equals_the_stored_one():
+    """``remat="all"``: the GAN step recomputes the generator's residual
+    layers and each discriminator's hidden layers in its backward pass (on a
+    TPU "auto" does the discriminators', to fit: ``test_tpu_compile.py``).
+    The losses and updated weights are those of storing them."""
+    batch = {k: jnp.asarray(v) for k, v in clip_batch().items()}
+    init = vts.init_state(small_config(), jax.random.PRNGKey(0))
+    steps = {remat: vts.make_step(small_config(remat=remat), None, True)
+             for remat in ("none", "all")}
+    checkpoints = {remat: sum(e.primitive.name in ("remat2", "checkpoint")
+                              for e in jax.make_jaxpr(step)(init, batch).jaxpr.eqns)
+                   for remat, step in steps.items()}
+    # the generator's 2 x 4 residual layers and the 5 discriminators, twice each
+    assert checkpoints["all"] >= checkpoints["none"] + 8 + 5, checkpoints
+    stored, stored_metrics = jax.jit(steps["none"])(init, batch)
+    recomputed, recomputed_metrics = jax.jit(steps["all"])(init, batch)
+    for k in ("loss", "discriminator_loss", "feature_matching", "spectral_convergence"):
+        np.testing.assert_allclose(recomputed_metrics[k], stored_metrics[k], rtol=1e-5)
+    for name in ("generator", "discriminators"):
+        for a, b in zip(jax.tree_util.tree_leaves(getattr(recomputed, name)),
+                        jax.tree_util.tree_leaves(getattr(stored, name))):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """An uninterrupted run of 32 steps (discriminators on from step 30), and
@@ -274,6 +298,9 @@ def test_command_line_trains_and_rejects_bad_settings(tmp_path, weights_dir):
     bad = run("configs/tfgan_tiny.py", "--config.no_such_key=1")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
     assert "no_such_key" in bad.stderr
+    remat = run("configs/tfgan_tiny.py", "--config.remat=sometimes")
+    assert remat.returncode == 1 and len(remat.stderr.strip().splitlines()) == 1, remat.stderr
+    assert "remat" in remat.stderr
     wrong = run("configs/tfgan_tiny.py", "--init", weights_dir)
     assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
     assert "generator sizes" in wrong.stderr

@@ -22,12 +22,13 @@ import time
 import jax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-# Per chip: HBM bytes, peak bf16 FLOP/s (public TPU system specifications).
+# Per chip: HBM bytes, peak bf16 FLOP/s, HBM bandwidth in bytes/s (public TPU
+# system specifications).
 CHIPS = {
-    "TPU v5 lite": dict(hbm=16e9, peak_flops=197e12),
-    "TPU v6 lite": dict(hbm=32e9, peak_flops=918e12),
-    "TPU v5": dict(hbm=95e9, peak_flops=459e12),
-    "TPU v4": dict(hbm=32e9, peak_flops=275e12),
+    "TPU v5 lite": dict(hbm=16e9, peak_flops=197e12, bandwidth=819e9),
+    "TPU v6 lite": dict(hbm=32e9, peak_flops=918e12, bandwidth=1640e9),
+    "TPU v5": dict(hbm=95e9, peak_flops=459e12, bandwidth=2765e9),
+    "TPU v4": dict(hbm=32e9, peak_flops=275e12, bandwidth=1200e9),
 }
 
 
@@ -64,6 +65,17 @@ class Report:
     flops: float | None = None             # per chip, as compiled for the chip
     estimated_seconds: float | None = None   # the compiler's step-time estimate
     error: str | None = None
+    bytes_accessed: float | None = None    # memory traffic of the compiled operations
+
+    def roofline(self, flops: float | None, chip: dict) -> float | None:
+        """The highest utilisation of ``chip``'s peak that ``flops`` of work
+        over this program's memory traffic allows: ``min(1, (flops /
+        bytes) / (peak / bandwidth))``. Below the chip's ridge point a
+        program waits on HBM whatever its operations' forms."""
+        if not (flops and self.bytes_accessed and chip):
+            return None
+        ridge = chip["peak_flops"] / chip["bandwidth"]
+        return min(1.0, flops / self.bytes_accessed / ridge)
 
     @property
     def fits(self) -> bool:
@@ -112,7 +124,8 @@ def compile_program(fn, args, *, donate_argnums=(), family: str | None = None) -
         temp = float(memory.temp_size_in_bytes)
         hbm = float(memory.argument_size_in_bytes + memory.output_size_in_bytes
                     + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
-    return Report(seconds, hbm, temp, cost.get("flops"), cost.get("optimal_seconds"))
+    return Report(seconds, hbm, temp, cost.get("flops"), cost.get("optimal_seconds"),
+                  bytes_accessed=cost.get("bytes accessed"))
 
 
 def model_flops(fn, args) -> float | None:

@@ -17,6 +17,10 @@ The choices, each measured (``benchmarks/accelerators.py``,
 - 1-D convolutions (:func:`vf_jax.layers.conv1d`): matrix products on a TPU.
 - The ResUNet's first level (32 channels): folded 2x2 into 128 channels on a
   TPU (:mod:`vf_jax.folded`), where 32 channels fill little of the matrix unit.
+- The vocoder's GAN step recomputes its discriminators' hidden layers in the
+  backward pass on a TPU (``config.remat="auto"``,
+  :func:`vf_jax.vocoder_train_step.remat_parts`): at the paper's batch it
+  does not fit a v5e chip's 16 GB otherwise.
 
 Every form computes the same function; the tests run each one on CPU
 (:func:`force`) and compare. (``jax.lax.platform_dependent`` would stage out

@@ -100,27 +100,32 @@ class SpectrogramDiscriminator(nn.Module):
 
 class Discriminators(nn.Module):
     """Every discriminator the config switches on; ``(B, samples)`` -> a
-    list of ``(features, logits)``, one per discriminator."""
+    list of ``(features, logits)``, one per discriminator. ``remat``: a
+    gradient through them stores each one's input and outputs only and
+    recomputes its hidden layers, one discriminator at a time."""
     config: ml_collections.ConfigDict
+    remat: bool = False
 
     @nn.compact
     def __call__(self, wav):
         c = self.config
+        waveform = nn.remat(WaveformDiscriminator) if self.remat else WaveformDiscriminator
+        spectrogram = (nn.remat(SpectrogramDiscriminator) if self.remat
+                       else SpectrogramDiscriminator)
         outputs = []
         x = wav[..., None]
         for i in range(c.scales):
             if i:
                 x = average_pool(x)
-            outputs.append(WaveformDiscriminator(c.waveform_channels, c.max_channels,
-                                                 name=f"scale{i}")(x))
+            outputs.append(waveform(c.waveform_channels, c.max_channels, name=f"scale{i}")(x))
         for i, (n_fft, hop, win) in enumerate(c.resolutions):
-            outputs.append(SpectrogramDiscriminator(n_fft, hop, win, c.spectrogram_channels,
-                                                    name=f"resolution{i}")(wav))
+            outputs.append(spectrogram(n_fft, hop, win, c.spectrogram_channels,
+                                       name=f"resolution{i}")(wav))
         if c.subbands:
             usable = wav.shape[-1] // c.subbands * c.subbands
             sub = subbands.analyse(wav[:, :usable], c.subbands)
-            outputs.append(WaveformDiscriminator(c.waveform_channels, c.max_channels,
-                                                 downsample=(4, 4), name="subband")(sub))
+            outputs.append(waveform(c.waveform_channels, c.max_channels, downsample=(4, 4),
+                                    name="subband")(sub))
         return outputs
 
 

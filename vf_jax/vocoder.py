@@ -127,16 +127,22 @@ class ResStack(nn.Module):
     LeakyReLU(0.01), kernel 3."""
     depth: int = RESSTACK_DEPTH
     weight_norm: bool = False
+    remat: bool = False
 
     @nn.compact
     def __call__(self, x, valid=None):
         ch = x.shape[-1]
         wn = self.weight_norm
         for i in range(self.depth):
-            h = mask_frames(nn.leaky_relu(x, 0.01), valid)
-            h = Conv1d(ch, 3, dilation=3 ** (i % 10), weight_norm=wn, name=f"layer{i}_dilated")(h)
-            h = mask_frames(nn.leaky_relu(h, 0.01), valid)
-            x = x + Conv1d(ch, 3, weight_norm=wn, name=f"layer{i}_pointwise")(h)
+            def layer(module, x, valid, i=i):
+                h = mask_frames(nn.leaky_relu(x, 0.01), valid)
+                h = Conv1d(ch, 3, dilation=3 ** (i % 10), weight_norm=wn,
+                           name=f"layer{i}_dilated")(h)
+                h = mask_frames(nn.leaky_relu(h, 0.01), valid)
+                return x + Conv1d(ch, 3, weight_norm=wn, name=f"layer{i}_pointwise")(h)
+            # With remat a gradient keeps each layer's input only and recomputes
+            # the rest; the variables keep their names either way.
+            x = (nn.remat(layer) if self.remat else layer)(self, x, valid)
         return x
 
 
@@ -148,12 +154,16 @@ class TFGANGenerator(nn.Module):
     ``v`` instead of ``kernel`` (:mod:`vf_jax.weight_norm`); ``fold`` of its
     parameters is the parameter tree of the ``weight_norm=False`` form, which
     computes the same waveform. ``channels``, ``cond_channels`` and
-    ``resstack_depth`` shrink it (the tiny training config).
+    ``resstack_depth`` shrink it (the tiny training config). ``remat``: a
+    gradient through it stores each residual layer's input and recomputes the
+    layer (the vocoder training's ``remat="all"``, for larger batches or
+    crops than fit otherwise); the same function and variables.
     """
     weight_norm: bool = False
     channels: int = CHANNELS
     cond_channels: int = COND_CHANNELS
     resstack_depth: int = RESSTACK_DEPTH
+    remat: bool = False
 
     @nn.compact
     def __call__(self, feats, valid=None):
@@ -170,7 +180,7 @@ class TFGANGenerator(nn.Module):
             ch //= 2
             x = Upsample(ch, f, weight_norm=wn, name=f"up{stage}")(x, valid)
             valid = None if valid is None else valid * f
-            x = ResStack(self.resstack_depth, weight_norm=wn, name=f"res{stage}")(x, valid)
+            x = ResStack(self.resstack_depth, wn, self.remat, name=f"res{stage}")(x, valid)
             x = nn.leaky_relu(x, 0.2)
         x = Conv1d(1, 7, same=False, weight_norm=wn, name="conv_out")(reflect_pad(x, 3, valid))
         return jnp.tanh(x[..., 0])

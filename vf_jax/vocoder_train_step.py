@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from vf_jax import compilation
+from vf_jax import backends, compilation
 from vf_jax import discriminators as disc_lib
 from vf_jax import mel as mel_lib
 from vf_jax import metrics as metrics_lib
@@ -55,10 +55,31 @@ class VocoderState:
     discriminator_opt: Any
 
 
-def generator_module(config: ml_collections.ConfigDict, weight_norm: bool = True):
+def generator_module(config: ml_collections.ConfigDict, weight_norm: bool = True,
+                     remat: bool = False):
     g = config.generator
     return TFGANGenerator(weight_norm=weight_norm, channels=g.channels,
-                          cond_channels=g.cond_channels, resstack_depth=g.resstack_depth)
+                          cond_channels=g.cond_channels, resstack_depth=g.resstack_depth,
+                          remat=remat)
+
+
+REMAT = ("auto", "none", "discriminators", "all")
+
+
+def remat_parts(config: ml_collections.ConfigDict) -> tuple[bool, bool]:
+    """``(generator, discriminators)``: whether the step being traced
+    recomputes their activations in its backward pass rather than storing
+    them. ``config.remat``: "none"; "discriminators" (each one's hidden
+    layers); "all" (those and the generator's residual layers); "auto":
+    "discriminators" on a TPU, whose v5e chip holds 16 GB (the published GAN
+    step at 24 per chip needs more without it: ``benchmarks/accelerators.py``),
+    else "none"."""
+    remat = config.get("remat", "auto")
+    if remat not in REMAT:
+        raise ValueError(f"remat must be one of {REMAT}, not {remat!r}")
+    if remat == "auto":
+        remat = "discriminators" if backends.family() == "tpu" else "none"
+    return remat == "all", remat != "none"
 
 
 def schedule(config: ml_collections.ConfigDict, base: float):
@@ -112,10 +133,11 @@ def vocoder_input(speech):
     return feats, mel.shape[1]
 
 
-def make_generate(config: ml_collections.ConfigDict, weight_norm: bool = True):
+def make_generate(config: ml_collections.ConfigDict, weight_norm: bool = True,
+                  remat: bool = False):
     """``(params, speech (B, L)) -> generated (B, L)`` float32 from the
     crops' mels, aligned as a restoration."""
-    gen = generator_module(config, weight_norm)
+    gen = generator_module(config, weight_norm, remat)
     compute = jnp.bfloat16 if config.get("bf16", False) else jnp.float32
 
     def generate(params, speech):
@@ -139,20 +161,23 @@ def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None,
     (discriminators and their optimiser passed through; their metrics 0).
     With ``axis_name`` (pmap) the batch is this device's share and losses and
     gradients are averaged over the axis."""
-    generate = make_generate(config)
-    disc = disc_lib.Discriminators(config.discriminators)
     g_tx, d_tx = optimizers(config)
     compute = jnp.bfloat16 if config.get("bf16", False) else jnp.float32
     mean = (lambda x: jax.lax.pmean(x, axis_name)) if axis_name else (lambda x: x)
     resolutions = config.stft_resolutions
     lam = config.loss_weights
 
-    def run_disc(params, wav):
-        params = jax.tree_util.tree_map(lambda x: x.astype(compute), params)
-        outs = disc.apply(params, wav.astype(compute))
-        return jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), outs)
-
     def step(state: VocoderState, batch):
+        # The networks are built while tracing: remat depends on the backend.
+        remat_generator, remat_discriminators = remat_parts(config)
+        generate = make_generate(config, remat=remat_generator)
+        disc = disc_lib.Discriminators(config.discriminators, remat=remat_discriminators)
+
+        def run_disc(params, wav):
+            params = jax.tree_util.tree_map(lambda x: x.astype(compute), params)
+            outs = disc.apply(params, wav.astype(compute))
+            return jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), outs)
+
         real = batch["speech"]
         fake, pullback = jax.vjp(lambda p: generate(p, real), state.generator)
         zero = jnp.zeros((), jnp.float32)

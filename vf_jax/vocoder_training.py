@@ -51,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.grad_clip = 0.0
     c.ema_decay = 0.99
     c.bf16 = False
+    c.remat = "auto"                    # none | discriminators | all | auto (TPU: discriminators)
     c.init_weights = ""                 # weights folder: fine-tune its vocoder
     # Data: clean-speech crops of the speech dataset.
     c.data_dir = ""                     # TFDS folder of `python -m vf_jax.data build`
@@ -141,6 +142,9 @@ def evaluate(eval_fn, params, batches, mesh):
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     """Train until ``config.num_steps`` (or a stop); returns the final state
     (on the host, one copy)."""
+    if config.get("remat", "auto") not in vts.REMAT:
+        raise UserError(f"config.remat must be one of {', '.join(vts.REMAT)}, "
+                        f"not {config.remat!r}")
     # ------------------------------------------------------------- mesh ---
     mesh = training_loop.mesh_for(config)
     local_devices = jax.local_device_count()
