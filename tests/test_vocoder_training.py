@@ -175,12 +175,14 @@ def test_data_parallel_steps_match_one_device(fixed_batch_run, tmp_path):
     # Adam divides each gradient element by its own size: elements whose
     # gradient is rounding noise take full steps of either sign, so the largest
     # disagreement is a fraction of one step; on average the parameters agree
-    # to 1e-4 of how far the step moved them.
+    # to 1e-3 of how far the step moved them (how many elements are noise
+    # depends on the CPU's rounding: 1.4e-4 measured on one host, below 1e-4
+    # on another; gradients not averaged over the devices differ by ~1).
     for name in ("generator", "discriminators"):
         moved = diff(getattr(one, name), getattr(init, name))
         for way in ("jit8", "pmap"):
             max_diff, mean_diff = diff(getattr(one, name), getattr(r[way][0], name))
-            assert mean_diff < 1e-4 * moved[1] and max_diff < 0.05 * moved[0], \
+            assert mean_diff < 1e-3 * moved[1] and max_diff < 0.05 * moved[0], \
                 (name, way, max_diff, mean_diff, moved)
 
 
