@@ -177,7 +177,8 @@ def test_data_parallel_steps_match_one_device(fixed_batch_run, tmp_path):
     # disagreement is a fraction of one step; on average the parameters agree
     # to 1e-3 of how far the step moved them (how many elements are noise
     # depends on the CPU's rounding: 1.4e-4 measured on one host, below 1e-4
-    # on another; gradients not averaged over the devices differ by ~1).
+    # on another; a step whose gradients were not averaged over the devices
+    # would differ by about its whole movement).
     for name in ("generator", "discriminators"):
         moved = diff(getattr(one, name), getattr(init, name))
         for way in ("jit8", "pmap"):
