@@ -2,6 +2,7 @@
 they fit its HBM and the compiler's cost model prices them. JAX's runtime
 stays on the CPU (``conftest.py``)."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -95,8 +96,6 @@ def test_rematerialised_discriminators_need_less_hbm(chip):
     """The vocoder's GAN step on a TPU recomputes the discriminators' hidden
     layers in its backward pass ("auto" remat): their update needs less HBM
     than storing them. A spectrogram discriminator, batch 8 x 0.25 s."""
-    import jax
-
     from vf_jax import discriminators, vocoder_losses
     config = discriminators.config(scales=0, resolutions=((512, 50, 240),), subbands_=0,
                                    spectrogram_channels=8)

@@ -40,6 +40,7 @@ from vf_jax import metrics as metrics_lib
 from vf_jax import parallel
 from vf_jax import stft as stft_lib
 from vf_jax import vocoder_losses as losses
+from vf_jax.errors import UserError
 from vf_jax.vocoder import TFGANGenerator, normalise_mel, trim_center
 
 FRONT_END = mel_lib.FRONT_ENDS[44100]
@@ -76,7 +77,7 @@ def remat_parts(config: ml_collections.ConfigDict) -> tuple[bool, bool]:
     else "none"."""
     remat = config.get("remat", "auto")
     if remat not in REMAT:
-        raise ValueError(f"remat must be one of {REMAT}, not {remat!r}")
+        raise UserError(f"config.remat must be one of {', '.join(REMAT)}, not {remat!r}")
     if remat == "auto":
         remat = "discriminators" if backends.family() == "tpu" else "none"
     return remat == "all", remat != "none"

@@ -142,9 +142,7 @@ def evaluate(eval_fn, params, batches, mesh):
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     """Train until ``config.num_steps`` (or a stop); returns the final state
     (on the host, one copy)."""
-    if config.get("remat", "auto") not in vts.REMAT:
-        raise UserError(f"config.remat must be one of {', '.join(vts.REMAT)}, "
-                        f"not {config.remat!r}")
+    vts.remat_parts(config)       # a bad config.remat fails here, before any data is read
     # ------------------------------------------------------------- mesh ---
     mesh = training_loop.mesh_for(config)
     local_devices = jax.local_device_count()
