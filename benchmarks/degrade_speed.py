@@ -92,9 +92,7 @@ def main() -> None:
     import jax
     rng = np.random.default_rng(0)
     samples = int(args.seconds * SR)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from test_degradations import speech_like
-    speech = np.stack([speech_like(args.seconds, seed=i) for i in range(args.batch)])
+    speech = np.stack([synthetic.speech_like(args.seconds, seed=i) for i in range(args.batch)])
     noise = np.stack([synthetic.pink_noise(samples, rng) for _ in range(args.batch)])
     rirs = [synthetic.room_impulse_response(rng) for _ in range(args.batch)]
     rir_len = max(len(r) for r in rirs)

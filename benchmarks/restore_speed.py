@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def signal(seconds: float) -> np.ndarray:
-    from test_parity import voiced_signal
+    from vf_jax.synthetic import voiced_signal
     return voiced_signal(seconds, seed=1)
 
 

@@ -46,7 +46,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vf_jax import aot, layers, vocoder  # noqa: E402
-from vf_jax.restore import SAMPLE_RATE  # noqa: E402
+from vf_jax.audio_io import SAMPLE_RATE  # noqa: E402
 
 TAPS = 3
 DILATION = 27      # any: the TPU form's traffic does not depend on it (1 and 2187 measured the same)

@@ -44,13 +44,13 @@ def main() -> None:
     import torch
 
     from configs.common import analysis_config
-    from test_train_step import fixed_batch
     from vf_jax import parallel
+    from vf_jax.synthetic import training_batch
     from vf_jax import train_step as ts
 
     config = analysis_config("unet")
     config.crop_seconds = args.seconds
-    batch = fixed_batch(args.batch, args.seconds)
+    batch = training_batch(args.batch, args.seconds)
     keys = jax.random.split(jax.random.PRNGKey(0), args.batch)
     mel_in, mel_clean, valid = jax.jit(ts.make_features(config))(batch, keys)
     mel_in, mel_clean = np.asarray(mel_in), np.asarray(mel_clean)

@@ -7,21 +7,11 @@ import pytest
 from scipy import signal as sps
 
 from vf_jax import degradations as deg
+from vf_jax.synthetic import speech_like
 
 SR = 44100
 L = 3 * SR
 
-
-def speech_like(seconds=3.0, seed=0):
-    """Noise-excited harmonic signal with a slow envelope (speech-like levels)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 40))
-    x *= 0.5 + 0.5 * np.sin(2 * np.pi * 2.3 * t) ** 2
-    x += 0.05 * rng.standard_normal(len(t))
-    return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
 
 
 def db(v):

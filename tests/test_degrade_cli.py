@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from test_degradations import speech_like
+from vf_jax.synthetic import speech_like
 from vf_jax import synthetic
 from vf_jax.cli import main
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from test_degradations import speech_like
+from vf_jax.synthetic import speech_like
 from vf_jax import mel as mel_lib
 from vf_jax import mel_inversion
 

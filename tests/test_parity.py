@@ -11,23 +11,11 @@ import oracle as oracle_lib
 from vf_jax import mel as mel_lib
 from vf_jax import restore as restore_lib
 from vf_jax.analysis import ReleasedAnalysis
+from vf_jax.synthetic import voiced_signal
 from vf_jax.vocoder import vocode
 
 SR = 44100
 
-
-def voiced_signal(seconds, seed=0):
-    """A voiced-like test signal: a gliding harmonic tone, noise and silence."""
-    n = int(seconds * SR)
-    rng = np.random.default_rng(seed)
-    t = np.arange(n) / SR
-    f0 = 140 + 40 * np.sin(2 * np.pi * 0.5 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    x = sum(0.2 / k * np.sin(k * phase) for k in range(1, 8))
-    x *= 0.5 + 0.5 * np.sin(2 * np.pi * 1.3 * t) ** 2
-    x += 0.02 * rng.standard_normal(n)
-    x[: n // 10] *= 0.01
-    return x.astype(np.float32)
 
 
 def rel_err(ours, ref):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from test_parity import voiced_signal
+from vf_jax.synthetic import voiced_signal
 from vf_jax import restore as restore_lib
 from vf_jax import weights
 from vf_jax.resunet import padded_frames

@@ -11,12 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from test_degradations import speech_like
 from vf_jax import parallel
 from vf_jax import train_step as ts
+from vf_jax.synthetic import training_batch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SR = 44100
 
 
 def small_config(model: str, crop_seconds: float = 0.5):
@@ -27,18 +26,6 @@ def small_config(model: str, crop_seconds: float = 0.5):
     c.learning_rate, c.warmup_steps = 1e-3, 1
     return c
 
-
-def fixed_batch(n: int, crop_seconds: float = 0.5, seed: int = 0) -> dict:
-    rng = np.random.default_rng(seed)
-    crop = int(crop_seconds * SR)
-    speech = np.stack([speech_like(crop_seconds, seed=seed + i) for i in range(n)])
-    lengths = np.full(n, crop, np.int32)
-    lengths[-1] = crop // 2                      # one short clip, zero-padded
-    speech[-1, crop // 2:] = 0
-    return {"speech": speech, "speech_length": lengths,
-            "noise": rng.standard_normal((n, crop)).astype(np.float32),
-            "rir": np.pad(np.exp(-np.arange(2000) / 300.0)[None] *
-                          rng.standard_normal((n, 2000)), ((0, 0), (0, 0))).astype(np.float32)}
 
 
 def test_learning_rate_schedule_closed_form():
@@ -70,7 +57,7 @@ def test_each_architecture_learns_a_fixed_set(model):
     step = ts.jit_step(config, mesh)
     # Placed as the step returns it: the first call compiles the only program.
     state = parallel.place_replicated(ts.init_state(config, jax.random.PRNGKey(0)), mesh)
-    batch = parallel.global_batch(fixed_batch(2), mesh)
+    batch = parallel.global_batch(training_batch(2), mesh)
     fixed_rng = parallel.place_replicated(jax.random.PRNGKey(42), mesh)
     losses = []
     for _ in range(8):
@@ -89,14 +76,15 @@ def test_data_parallel_steps_match_one_device():
         jax.config.update("jax_num_cpu_devices", 8)
         sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, "tests")!r}]
         import numpy as np
-        from test_train_step import small_config, fixed_batch
+        from test_train_step import small_config
+        from vf_jax.synthetic import training_batch
         from vf_jax import parallel
         from vf_jax import train_step as ts
         config = small_config("bigru")
         # A large epsilon keeps Adam from turning rounding-level gradients
         # into whole steps of opposite sign, so parameters compare closely.
         config.eps = 1.0
-        batch = fixed_batch(8)
+        batch = training_batch(8)
         init = ts.init_state(config, jax.random.PRNGKey(0))
         def run(devices):
             mesh = parallel.make_mesh(jax.devices()[:devices])
@@ -141,7 +129,7 @@ def test_bf16_step_keeps_float32_parameters_and_tracks_float32():
         mesh = parallel.make_mesh(jax.devices()[:1])
         step = ts.jit_step(config, mesh)
         state = parallel.place_replicated(ts.init_state(config, jax.random.PRNGKey(0)), mesh)
-        batch = parallel.global_batch(fixed_batch(4), mesh)
+        batch = parallel.global_batch(training_batch(4), mesh)
         fixed_rng = parallel.place_replicated(jax.random.PRNGKey(42), mesh)
         losses[bf16] = []
         for _ in range(8):
@@ -160,7 +148,7 @@ def test_eval_step_metrics_match_numpy_on_its_own_mels():
     step returns (L1 over valid frames, LSD on 2 log10 M per example)."""
     config = small_config("dnn")
     state = ts.init_state(config, jax.random.PRNGKey(0))
-    batch = fixed_batch(3)
+    batch = training_batch(3)
     out = jax.jit(ts.make_eval_step(config, media_examples=3))(
         state.params, state.batch_stats, batch, jax.random.PRNGKey(7))
     out = jax.device_get(out)
@@ -183,8 +171,8 @@ def test_eval_step_metrics_match_numpy_on_its_own_mels():
     assert float(out["mel_lsd_sum"]) == pytest.approx(lsd, rel=1e-4)
     assert float(out["input_mel_lsd_sum"]) == pytest.approx(lsd_in, rel=1e-4)
     from vf_jax import metrics
-    sp = sum(metrics.sispnr(np.asarray(out["restored_mel"][i, :v]),
-                            np.asarray(out["clean_mel"][i, :v])) for i, v in enumerate(valid))
+    sp = sum(metrics.sispnr(np.asarray(out["clean_mel"][i, :v]),
+                            np.asarray(out["restored_mel"][i, :v])) for i, v in enumerate(valid))
     assert float(out["mel_sispnr_sum"]) == pytest.approx(sp, rel=1e-3)
     assert out["degraded"].shape == out["clean"].shape == batch["speech"].shape
     # The step is deterministic for a key: validation sees the same inputs every time.

@@ -15,6 +15,10 @@ import soundfile as sf
 
 from vf_jax.errors import UserError
 
+# The rate of every network, and so of the audio they take and give (44.1 kHz:
+# the paper, arXiv 2109.13731). Inputs at other rates are resampled to it.
+SAMPLE_RATE = 44100
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif",
                     ".au", ".caf", ".w64", ".rf64", ".opus")
 

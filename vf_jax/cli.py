@@ -66,10 +66,11 @@ def _plan_restore(inp: str, out: str, overwrite: bool) -> list[tuple[str, str]]:
 
 def cmd_restore(args) -> int:
     from vf_jax import audio_io
+    from vf_jax.audio_io import SAMPLE_RATE
     pairs = _plan_restore(args.input, args.output, args.overwrite)
     from vf_jax.compilation import enable_compilation_cache
     enable_compilation_cache()
-    from vf_jax.restore import SAMPLE_RATE, Restorer
+    from vf_jax.restore import Restorer
 
     # Read lazily, but know the total duration for the progress bar, and
     # compile for the first file while the weights are read.
@@ -94,14 +95,14 @@ def cmd_restore(args) -> int:
                    bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
                               "[{elapsed}<{remaining}]")
     # Windows report the 44.1 kHz samples they newly cover.
-    progress = None if bar is None else (lambda n: bar.update(round(n / 44100, 2)))
+    progress = None if bar is None else (lambda n: bar.update(round(n / SAMPLE_RATE, 2)))
     failures = []
     for src, dst in pairs:
         try:
             audio, sr = audio_io.read_audio(src)
             restored = restorer.restore(audio, sr, mode=args.mode, seed=args.seed,
                                         progress=progress)
-            audio_io.write_audio(dst, restored, 44100, args.subtype)
+            audio_io.write_audio(dst, restored, SAMPLE_RATE, args.subtype)
         except UserError as e:
             failures.append(str(e))
             if len(pairs) > 1:

@@ -55,8 +55,8 @@ from scipy import signal as sps
 
 from vf_jax import backends
 from vf_jax import stft as stft_lib
+from vf_jax.audio_io import SAMPLE_RATE
 
-SAMPLE_RATE = 44100
 NYQUIST = SAMPLE_RATE / 2
 
 IIR_FAMILIES = ("butter", "cheby1", "ellip", "bessel")

@@ -18,9 +18,8 @@ import sys
 import numpy as np
 
 from vf_jax import audio_io, synthetic
+from vf_jax.audio_io import SAMPLE_RATE
 from vf_jax.errors import UserError
-
-SAMPLE_RATE = 44100
 
 
 def _file_seed(seed: int, rel: str) -> int:

@@ -25,16 +25,16 @@ import numpy as np
 
 from vf_jax import audio_io, metrics
 from vf_jax import weights as weights_lib
+from vf_jax.audio_io import SAMPLE_RATE
 from vf_jax.errors import UserError
 
-SR = 44100
 CLIP = "clean_speech.flac"
 
 
 def load_clip() -> np.ndarray:
     with resources.as_file(resources.files("vf_jax") / "data" / CLIP) as path:
         audio, sr = audio_io.read_audio(str(path))
-    return audio_io.resample(audio, sr, SR)[:, 0]
+    return audio_io.resample(audio, sr, SAMPLE_RATE)[:, 0]
 
 
 def degrade_preview(clean: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -68,14 +68,14 @@ def plot_spectrograms(signals: dict[str, np.ndarray], path: str) -> None:
     import matplotlib.pyplot as plt
 
     from vf_jax import mel as mel_lib
-    fe = mel_lib.FRONT_ENDS[SR]
+    fe = mel_lib.FRONT_ENDS[SAMPLE_RATE]
     fig, axes = plt.subplots(len(signals), 1, figsize=(10, 2.6 * len(signals)),
                              sharex=True, squeeze=False)
     for ax, (name, x) in zip(axes[:, 0], signals.items()):
         mel, _ = mel_lib.mel_spectrogram(np.asarray(x, np.float32), fe)
         im = ax.imshow(np.asarray(mel_lib.to_log(mel)).T, origin="lower", aspect="auto",
                        vmin=-5, vmax=2, cmap="magma",
-                       extent=(0, len(x) / SR, 0, fe.n_mels))
+                       extent=(0, len(x) / SAMPLE_RATE, 0, fe.n_mels))
         ax.set_title(name)
         ax.set_ylabel("mel band")
     axes[-1, 0].set_xlabel("time (s)")
@@ -104,7 +104,7 @@ def restore_with_tiny_model(degraded: np.ndarray, train_seconds: float, seed: in
     with tempfile.TemporaryDirectory(prefix="vf_jax_demo_") as workdir:
         state = analysis_training.train_and_evaluate(config, workdir)
     log_mel = analysis_training.restore_log_mel(config, state, degraded)
-    return np.asarray(mel_inversion.griffin_lim(log_mel, mel_lib.FRONT_ENDS[SR], len(degraded)))
+    return np.asarray(mel_inversion.griffin_lim(log_mel, mel_lib.FRONT_ENDS[SAMPLE_RATE], len(degraded)))
 
 
 def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
@@ -116,8 +116,8 @@ def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
         raise UserError(f"cannot create {out_dir}: {e.strerror}") from None
     clean = load_clip()
     degraded = degrade_preview(clean, seed)
-    audio_io.write_audio(os.path.join(out_dir, "clean.wav"), clean, SR)
-    audio_io.write_audio(os.path.join(out_dir, "degraded.wav"), degraded, SR)
+    audio_io.write_audio(os.path.join(out_dir, "clean.wav"), clean, SAMPLE_RATE)
+    audio_io.write_audio(os.path.join(out_dir, "degraded.wav"), degraded, SAMPLE_RATE)
     signals = {"clean (shipped clip)": clean, "degraded (band limit, reverb, clipping, noise)": degraded}
 
     weights_dir = weights_dir or weights_lib.default_weights_dir()
@@ -125,8 +125,8 @@ def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
     if weights_lib.is_weights_dir(weights_dir):
         from vf_jax.restore import Restorer
         say(f"restoring with the weights in {weights_dir} ...")
-        restored = Restorer.from_folder(weights_dir).restore(degraded, SR)
-        audio_io.write_audio(os.path.join(out_dir, "restored.wav"), restored, SR)
+        restored = Restorer.from_folder(weights_dir).restore(degraded, SAMPLE_RATE)
+        audio_io.write_audio(os.path.join(out_dir, "restored.wav"), restored, SAMPLE_RATE)
         signals["restored"] = restored
     else:
         how = ("For VoiceFixer's restoration, download vf.ckpt (Zenodo record 5600188) and\n"
@@ -139,7 +139,7 @@ def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
                 "sound with Griffin-Lim: it shows the training and restoration code at work,\n"
                 "not VoiceFixer's quality.\n" + how)
             restored = restore_with_tiny_model(degraded, train_seconds, seed, quiet, train_steps)
-            audio_io.write_audio(os.path.join(out_dir, "restored.wav"), restored, SR)
+            audio_io.write_audio(os.path.join(out_dir, "restored.wav"), restored, SAMPLE_RATE)
             signals[f"restored by a tiny VF-DNN trained {budget} on this clip, "
                     "Griffin-Lim (not VoiceFixer)"] = restored
         else:

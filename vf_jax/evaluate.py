@@ -30,6 +30,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numpy as np
 
 from vf_jax import audio_io
+from vf_jax.audio_io import SAMPLE_RATE
 from vf_jax.errors import UserError
 
 REPORT_FILES = ("per_file.csv", "summary.md", "summary.json")
@@ -69,7 +70,7 @@ def export_testset(data_dir: str, folder: str, quiet: bool = True) -> tuple[str,
         for root, field in ((clean_dir, "clean"), (degraded_dir, "degraded")):
             path = os.path.join(root, rel)
             if not os.path.exists(path):
-                audio_io.write_audio(path, audio_io.from_pcm16(record[field]), 44100)
+                audio_io.write_audio(path, audio_io.from_pcm16(record[field]), SAMPLE_RATE)
     return clean_dir, degraded_dir
 
 
@@ -178,11 +179,11 @@ def subset_figure(path: str, subset: str, rows: list[dict], paths: dict, example
                 ax.axis("off")
                 continue
             audio, rate = audio_io.read_audio(sources[column])
-            audio = audio_io.resample(audio.mean(axis=1, keepdims=True), rate, 44100)[:, 0]
-            _, mel = metrics.spectrograms(audio, 44100)
+            audio = audio_io.resample(audio.mean(axis=1, keepdims=True), rate, SAMPLE_RATE)[:, 0]
+            _, mel = metrics.spectrograms(audio, SAMPLE_RATE)
             ax.imshow(np.log10(np.maximum(mel, mel_lib.LOG_FLOOR)).T, origin="lower",
                       aspect="auto", vmin=-5, vmax=2, cmap="magma",
-                      extent=(0, len(audio) / 44100, 0, mel.shape[1]))
+                      extent=(0, len(audio) / SAMPLE_RATE, 0, mel.shape[1]))
             ax.set_title(f"{row['file']}: {column}", fontsize=8)
             ax.tick_params(labelsize=6)
     ax = fig.add_subplot(grid[n_rows - 1, :])

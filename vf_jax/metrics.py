@@ -34,6 +34,7 @@ puts it.
 
 LSD, SiSPNR and SI-SDR exist in NumPy (float64, the reference) and jnp
 (``*_jax``, jittable, for validation inside training).
+Every function with a reference takes ``(reference, estimate)``, in that order.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vf_jax import stft as stft_lib
+from vf_jax.audio_io import SAMPLE_RATE
 
 
 def log_spectral_distance(log_power_ref, log_power_est, valid=None):
@@ -81,20 +83,20 @@ def to_log(x):
     return np.log10(np.maximum(x, EPS))
 
 
-def lsd_spectra(estimate: np.ndarray, reference: np.ndarray) -> float:
+def lsd_spectra(reference: np.ndarray, estimate: np.ndarray) -> float:
     """LSD of magnitude spectrograms ``(frames, bins)`` (module docstring)."""
     est, ref = np.asarray(estimate, np.float64), np.asarray(reference, np.float64)
     per_bin = np.log10((ref ** 2 + EPS) / (est ** 2 + EPS)) ** 2
     return float(np.mean(np.sqrt(np.mean(per_bin, axis=-1))))
 
 
-def lsd_spectra_jax(estimate, reference):
+def lsd_spectra_jax(reference, estimate):
     """:func:`lsd_spectra` in jnp, over leading batch axes: ``(..., T, F) -> (...)``."""
     per_bin = jnp.log10((reference ** 2 + EPS) / (estimate ** 2 + EPS)) ** 2
     return jnp.mean(jnp.sqrt(jnp.mean(per_bin, axis=-1)), axis=-1)
 
 
-def sispnr(estimate: np.ndarray, reference: np.ndarray) -> float:
+def sispnr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """Scale-invariant spectrogram-to-noise ratio in dB (module docstring)."""
     est, ref = np.asarray(estimate, np.float64), np.asarray(reference, np.float64)
     target = np.sum(est * ref) / (np.sum(ref * ref) + EPS) * ref
@@ -102,7 +104,7 @@ def sispnr(estimate: np.ndarray, reference: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(target ** 2) / (np.sum(noise ** 2) + EPS) + EPS))
 
 
-def sispnr_jax(estimate, reference):
+def sispnr_jax(reference, estimate):
     """:func:`sispnr` in jnp over leading batch axes: ``(..., T, F) -> (...)``."""
     axes = (-2, -1)
     scale = (jnp.sum(estimate * reference, axis=axes, keepdims=True)
@@ -113,7 +115,7 @@ def sispnr_jax(estimate, reference):
                           / (jnp.sum(noise ** 2, axis=axes) + EPS) + EPS)
 
 
-def ssim(estimate: np.ndarray, reference: np.ndarray) -> float:
+def ssim(reference: np.ndarray, estimate: np.ndarray) -> float:
     """Structural similarity of two spectrograms (scikit-image, window 7, data
     range 2, as the original)."""
     from skimage.metrics import structural_similarity
@@ -122,10 +124,10 @@ def ssim(estimate: np.ndarray, reference: np.ndarray) -> float:
                                        win_size=7, data_range=2.0))
 
 
-def lsd(reference: np.ndarray, estimate: np.ndarray, rate: int = 44100) -> float:
+def lsd(reference: np.ndarray, estimate: np.ndarray, rate: int = SAMPLE_RATE) -> float:
     """LSD of two waveforms at ``rate`` (aligned to the shorter)."""
     n = min(len(reference), len(estimate))
-    return lsd_spectra(spectrograms(estimate[:n], rate)[0], spectrograms(reference[:n], rate)[0])
+    return lsd_spectra(spectrograms(reference[:n], rate)[0], spectrograms(estimate[:n], rate)[0])
 
 
 # ----------------------------------------------------------- waveform ---
@@ -202,7 +204,7 @@ def all_metrics(reference: np.ndarray, estimate: np.ndarray, rate: int,
     est = np.asarray(estimate[:n], np.float32)
     out = {}
     silent = not np.any(ref)
-    spectral_rate = rate if rate in SPECTRAL_SETTINGS else 44100
+    spectral_rate = rate if rate in SPECTRAL_SETTINGS else SAMPLE_RATE
     if spectral_rate != rate:
         ref_s = audio_io.resample(ref[:, None], rate, spectral_rate)[:, 0]
         est_s = audio_io.resample(est[:, None], rate, spectral_rate)[:, 0]
@@ -211,12 +213,12 @@ def all_metrics(reference: np.ndarray, estimate: np.ndarray, rate: int,
     ref_mag, ref_mel = spectrograms(ref_s, spectral_rate)
     est_mag, est_mel = spectrograms(est_s, spectral_rate)
     nan = float("nan")
-    out["lsd"] = nan if silent else lsd_spectra(est_mag, ref_mag)
-    out["lsd_mel"] = nan if silent else lsd_spectra(est_mel, ref_mel)
-    out["sispnr"] = nan if silent else sispnr(to_log(est_mag), to_log(ref_mag))
-    out["sispnr_mel"] = nan if silent else sispnr(to_log(est_mel), to_log(ref_mel))
-    out["ssim"] = nan if silent else ssim(est_mag, ref_mag)
-    out["ssim_mel"] = nan if silent else ssim(est_mel, ref_mel)
+    out["lsd"] = nan if silent else lsd_spectra(ref_mag, est_mag)
+    out["lsd_mel"] = nan if silent else lsd_spectra(ref_mel, est_mel)
+    out["sispnr"] = nan if silent else sispnr(to_log(ref_mag), to_log(est_mag))
+    out["sispnr_mel"] = nan if silent else sispnr(to_log(ref_mel), to_log(est_mel))
+    out["ssim"] = nan if silent else ssim(ref_mag, est_mag)
+    out["ssim_mel"] = nan if silent else ssim(ref_mel, est_mel)
     out["si_sdr"] = si_sdr(ref, est)
     out["pesq_wb"] = nan if silent else pesq_wb(ref, est, rate)
     out["stoi"] = nan if silent else stoi(ref, est, rate)

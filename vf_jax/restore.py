@@ -33,11 +33,11 @@ from vf_jax import mel as mel_lib
 from vf_jax import stft as stft_lib
 from vf_jax import weights as weights_lib
 from vf_jax import models
+from vf_jax.audio_io import SAMPLE_RATE
 from vf_jax.errors import UserError
 from vf_jax.resunet import padded_frames
 from vf_jax.vocoder import GENERATOR_SIZES, TFGANGenerator, normalise_mel, trim_center
 
-SAMPLE_RATE = 44100
 FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
 HOP = FRONT_END.hop
 MAX_WINDOW_SECONDS = 30.0

@@ -25,9 +25,10 @@ import optax
 from vf_jax import compilation, degradations, layers, parallel
 from vf_jax import mel as mel_lib
 from vf_jax import metrics as metrics_lib
-from vf_jax import models
+from vf_jax import models, optim
+from vf_jax.audio_io import SAMPLE_RATE
 
-FRONT_END = mel_lib.FRONT_ENDS[44100]
+FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
 
 
 @flax.struct.dataclass
@@ -53,13 +54,8 @@ def learning_rate(config: ml_collections.ConfigDict):
 
 
 def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Adam with AMSGrad and the schedule; optional global-norm clipping."""
-    chain = []
-    if config.get("grad_clip", 0.0):
-        chain.append(optax.clip_by_global_norm(config.grad_clip))
-    chain.append(optax.amsgrad(learning_rate(config), b1=config.b1, b2=config.b2,
-                               eps=config.get("eps", 1e-8)))
-    return optax.chain(*chain)
+    """AMSGrad with the schedule, after optional global-norm clipping (:func:`vf_jax.optim.adam`)."""
+    return optim.adam(config, learning_rate(config), amsgrad=True)
 
 
 def init_state(config: ml_collections.ConfigDict, rng) -> TrainState:
@@ -199,7 +195,7 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
         n = min(media_examples, degraded.shape[0])
         # Zeroed padding adds nothing to SiSPNR's sums: valid frames only.
         sispnr = lambda est: jnp.sum(metrics_lib.sispnr_jax(
-            layers.mask_frames(est, valid), layers.mask_frames(log_clean, valid)))
+            layers.mask_frames(log_clean, valid), layers.mask_frames(est, valid)))
         return {
             "mel_sispnr_sum": sispnr(restored), "input_mel_sispnr_sum": sispnr(log_in),
             "mel_l1_sum": l1, "input_mel_l1_sum": l1_in, "count": count,

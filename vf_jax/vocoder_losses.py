@@ -23,8 +23,9 @@ import jax.numpy as jnp
 
 from vf_jax import mel as mel_lib
 from vf_jax import stft as stft_lib
+from vf_jax.audio_io import SAMPLE_RATE
 
-FRONT_END = mel_lib.FRONT_ENDS[44100]
+FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
 # Parallel WaveGAN clamps re² + im² at 1e-7 before the sqrt and the log, which
 # bounds d log|S| (a floor of 1e-7 on |S| itself lets gradients reach 1e7). Here
 # the 1e-7 is added instead: the same value wherever the power is well above it,

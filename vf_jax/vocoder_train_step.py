@@ -37,13 +37,14 @@ from vf_jax import backends, compilation
 from vf_jax import discriminators as disc_lib
 from vf_jax import mel as mel_lib
 from vf_jax import metrics as metrics_lib
-from vf_jax import parallel
+from vf_jax import optim, parallel
 from vf_jax import stft as stft_lib
 from vf_jax import vocoder_losses as losses
+from vf_jax.audio_io import SAMPLE_RATE
 from vf_jax.errors import UserError
 from vf_jax.vocoder import TFGANGenerator, normalise_mel, trim_center
 
-FRONT_END = mel_lib.FRONT_ENDS[44100]
+FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
 
 
 @flax.struct.dataclass
@@ -89,17 +90,10 @@ def schedule(config: ml_collections.ConfigDict, base: float):
     return lambda step: base * decay ** jnp.floor(jnp.asarray(step, jnp.float32) / every)
 
 
-def _adam(config, base):
-    chain = [optax.clip_by_global_norm(config.grad_clip)] if config.get("grad_clip", 0.0) else []
-    chain.append(optax.adam(schedule(config, base), b1=config.b1, b2=config.b2,
-                            eps=config.get("eps", 1e-8)))
-    return optax.chain(*chain)
-
-
 def optimizers(config: ml_collections.ConfigDict):
     """``(generator, discriminator)`` Adam optimisers."""
-    return (_adam(config, config.generator_learning_rate),
-            _adam(config, config.discriminator_learning_rate))
+    return (optim.adam(config, schedule(config, config.generator_learning_rate)),
+            optim.adam(config, schedule(config, config.discriminator_learning_rate)))
 
 
 def init_state(config: ml_collections.ConfigDict, rng, generator_params=None) -> VocoderState:
@@ -239,7 +233,7 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
     times its size, over ``examples``) and, for the first ``media_examples``, the waveforms
     ``real``, ``generated`` ``(n, L)`` and their log10 mels ``(n, T, 128)``."""
     generate = make_generate(config)
-    n_fft, hop, _ = metrics_lib.SPECTRAL_SETTINGS[44100]
+    n_fft, hop, _ = metrics_lib.SPECTRAL_SETTINGS[SAMPLE_RATE]
 
     def eval_step(params, batch):
         real = batch["speech"]
@@ -248,7 +242,7 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
         mel_real, mel_fake = losses.log_mel(real), losses.log_mel(fake)
         mel_l1 = jnp.mean(jnp.abs(mel_real - mel_fake), axis=(1, 2))
         spec = lambda x: stft_lib.magnitude(stft_lib.stft(x, n_fft, hop))
-        lsd = metrics_lib.lsd_spectra_jax(spec(fake), spec(real))
+        lsd = metrics_lib.lsd_spectra_jax(spec(real), spec(fake))
         n = min(media_examples, real.shape[0])
         examples = jnp.asarray(real.shape[0], jnp.float32)
         return {"mel_l1_sum": jnp.sum(mel_l1), "spectral_convergence_sum": sc * examples,

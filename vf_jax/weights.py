@@ -20,6 +20,7 @@ import tempfile
 import jax
 import numpy as np
 
+from vf_jax.audio_io import SAMPLE_RATE
 from vf_jax.errors import UserError, first_line
 
 FORMAT = "vf_jax-weights"
@@ -43,9 +44,9 @@ def describe(analysis_kind: str = "released", provenance: dict | None = None,
     return {
         "format": FORMAT,
         "version": VERSION,
-        "analysis": {"kind": analysis_kind, "sample_rate": 44100, "n_fft": 2048,
+        "analysis": {"kind": analysis_kind, "sample_rate": SAMPLE_RATE, "n_fft": 2048,
                      "hop": 441, "n_mels": 128},
-        "vocoder": {"kind": "tfgan", "sample_rate": 44100, "weight_norm": "folded",
+        "vocoder": {"kind": "tfgan", "sample_rate": SAMPLE_RATE, "weight_norm": "folded",
                     **{k: int(v) for k, v in (vocoder_size or {}).items()}},
         "provenance": provenance or {},
         "notes": notes or [],

@@ -29,9 +29,8 @@ import numpy as np
 
 from vf_jax import audio_io, synthetic
 from vf_jax.data import builders
+from vf_jax.audio_io import SAMPLE_RATE
 from vf_jax.errors import UserError
-
-SAMPLE_RATE = 44100
 
 
 @dataclasses.dataclass

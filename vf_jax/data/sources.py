@@ -21,9 +21,9 @@ import re
 import numpy as np
 
 from vf_jax import audio_io
+from vf_jax.audio_io import SAMPLE_RATE
 from vf_jax.errors import UserError, first_line
 
-SAMPLE_RATE = 44100
 SILENCE_PEAK = 1e-4          # below this peak (about -80 dBFS) a file counts as silent
 
 
