@@ -106,7 +106,7 @@ def run_locally(args) -> int:
     import jax
     import numpy as np
 
-    from vf_jax import parallel
+    from vf_jax.training import parallel
     backend = jax.default_backend()
     if backend == "cpu" and not args.allow_cpu:
         print("--run needs a GPU or TPU backend (here: cpu); the ahead-of-time table "

@@ -24,9 +24,10 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vf_jax import compilation, restore  # noqa: E402
-from vf_jax.analysis import ReleasedAnalysis  # noqa: E402
-from vf_jax.vocoder import TFGANGenerator  # noqa: E402
+from vf_jax import compilation
+from vf_jax.models.analysis import ReleasedAnalysis  # noqa: E402
+from vf_jax.models.vocoder import TFGANGenerator  # noqa: E402
+from vf_jax.restoration import restore  # noqa: E402
 
 
 def best_time(fn, args, repeats: int) -> float:

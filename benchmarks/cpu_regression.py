@@ -46,11 +46,15 @@ def timings(repeats: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from vf_jax import analysis_training, compilation, degradations, models, train_step
-    from vf_jax import vocoder_train_step as vts
-    from vf_jax import vocoder_training
-    from vf_jax.restore import Restorer
-    from vf_jax.vocoder import TFGANGenerator
+    from vf_jax import compilation
+    from vf_jax.training.analysis import train as analysis_training
+    from vf_jax.audio import degradations
+    from vf_jax.models import registry as models
+    from vf_jax.training.analysis import step as train_step
+    from vf_jax.training.vocoder import step as vts
+    from vf_jax.training.vocoder import train as vocoder_training
+    from vf_jax.restoration.restore import Restorer
+    from vf_jax.models.vocoder import TFGANGenerator
 
     rng = np.random.default_rng(0)
     out = {}

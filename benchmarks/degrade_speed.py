@@ -4,7 +4,7 @@ loader does it (``sosfiltfilt``, ``resample_poly``, an STFT, ``lfilter``,
 ``scipy.signal.convolve``), in one run.
 
 Both draw every example's parameters from the original's distributions
-(:func:`vf_jax.degradations.gsr_config`). Prints degraded 3 s examples per
+(:func:`vf_jax.audio.degradations.gsr_config`). Prints degraded 3 s examples per
 second for each and the ratio.
 
 Usage: ``python benchmarks/degrade_speed.py [--batch 24] [--seconds 3] [--batches 3]``
@@ -23,8 +23,8 @@ from scipy import signal as sps
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vf_jax import degradations as deg  # noqa: E402
-from vf_jax import synthetic  # noqa: E402
+from vf_jax.audio import degradations as deg  # noqa: E402
+from vf_jax.audio import synthetic  # noqa: E402
 
 SR = 44100
 

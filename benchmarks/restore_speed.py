@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 def signal(seconds: float) -> np.ndarray:
-    from vf_jax.synthetic import voiced_signal
+    from vf_jax.audio.synthetic import voiced_signal
     return voiced_signal(seconds, seed=1)
 
 
@@ -55,7 +55,7 @@ def main() -> None:
     work = pathlib.Path(tempfile.mkdtemp(prefix="vf_jax_bench_"))
     import oracle as oracle_lib
     original, vf_path, voc_path = oracle_lib.make_oracle(work / "home")
-    from vf_jax import convert, weights
+    from vf_jax.restoration import convert, weights
     variables, report, provenance = convert.convert(vf_path, voc_path)
     weights_dir = work / "weights"
     weights.save(str(weights_dir), variables, weights.describe("released", provenance, report))
@@ -83,7 +83,7 @@ def main() -> None:
 
         # Steady state in process.
         import torch
-        from vf_jax.restore import Restorer
+        from vf_jax.restoration.restore import Restorer
         restorer = Restorer.from_folder(str(weights_dir))
         restorer.restore(x, 44100)
         t = time.perf_counter()

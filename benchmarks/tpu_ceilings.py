@@ -10,7 +10,7 @@ Ahead of time, on this host (needs ``libtpu``; JAX's runtime stays on the CPU).
    residual stacks run kernel-3 convolutions at 512, 256, 128 and 64 channels
    over 7, 49, 147 and 441 samples per mel frame. For each, one dilated
    convolution over the batched restoration program's input (``--windows`` x
-   ``--seconds``) is compiled for one chip in the form :func:`vf_jax.layers.conv1d`
+   ``--seconds``) is compiled for one chip in the form :func:`vf_jax.models.layers.conv1d`
    uses on a TPU, in float32 and bf16. The table gives the compiler's estimate,
    the utilisation it implies, the memory traffic of the compiled program in
    passes over the activation (one pass = the activation's bytes), and the
@@ -45,8 +45,9 @@ import jax.numpy as jnp  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vf_jax import aot, layers, vocoder  # noqa: E402
-from vf_jax.audio_io import SAMPLE_RATE  # noqa: E402
+from vf_jax import aot
+from vf_jax.audio.io import SAMPLE_RATE  # noqa: E402
+from vf_jax.models import layers, vocoder  # noqa: E402
 
 TAPS = 3
 DILATION = 27      # any: the TPU form's traffic does not depend on it (1 and 2187 measured the same)

@@ -44,9 +44,9 @@ def main() -> None:
     import torch
 
     from configs.common import analysis_config
-    from vf_jax import parallel
-    from vf_jax.synthetic import training_batch
-    from vf_jax import train_step as ts
+    from vf_jax.training import parallel
+    from vf_jax.audio.synthetic import training_batch
+    from vf_jax.training.analysis import step as ts
 
     config = analysis_config("unet")
     config.crop_seconds = args.seconds

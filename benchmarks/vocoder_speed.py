@@ -46,7 +46,7 @@ def timed(fn, steps: int) -> float:
 
 def speech_batch(batch: int, samples: int) -> np.ndarray:
     """Crops of the shipped clip, one per example."""
-    from vf_jax import demo
+    from vf_jax.commands import demo
     clip = demo.load_clip()
     hop = max(1, (len(clip) - samples) // max(batch, 1))
     return np.stack([clip[i * hop:i * hop + samples] for i in range(batch)]).astype(np.float32)
@@ -118,10 +118,11 @@ def main() -> None:
     import jax.numpy as jnp
     import torch
 
-    from vf_jax import compilation, weight_norm
-    from vf_jax import vocoder_train_step as vts
-    from vf_jax import vocoder_training as vt
-    from vf_jax.vocoder import TFGANGenerator
+    from vf_jax import compilation
+    from vf_jax.models import weight_norm
+    from vf_jax.training.vocoder import step as vts
+    from vf_jax.training.vocoder import train as vt
+    from vf_jax.models.vocoder import TFGANGenerator
 
     config = vt.base_config() if args.size == "published" else vt.tiny_config()
     speech = speech_batch(args.batch, int(round(args.crop * 44100)))

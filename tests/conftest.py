@@ -57,7 +57,7 @@ def oracle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def converted(oracle):
     """Our variables converted from the oracle's checkpoint files."""
-    from vf_jax import convert
+    from vf_jax.restoration import convert
     _, vf_path, voc_path = oracle
     variables, report, provenance = convert.convert(vf_path, voc_path)
     return variables, report
@@ -66,7 +66,7 @@ def converted(oracle):
 @pytest.fixture(scope="session")
 def weights_dir(converted, tmp_path_factory):
     """A weights folder written from the oracle's checkpoints."""
-    from vf_jax import weights
+    from vf_jax.restoration import weights
     variables, report = converted
     path = tmp_path_factory.mktemp("weights") / "voicefixer"
     weights.save(str(path), variables, weights.describe("released", {}, report))
@@ -87,9 +87,11 @@ def small_weights_dir(tmp_path_factory):
     import jax.numpy as jnp
     import numpy as np
 
-    from vf_jax import models, weight_norm, weights
+    from vf_jax.models import registry as models
+    from vf_jax.models import weight_norm
+    from vf_jax.restoration import weights
     from vf_jax.compilation import jit_init
-    from vf_jax.vocoder import TFGANGenerator
+    from vf_jax.models.vocoder import TFGANGenerator
     a_key, v_key = jax.random.split(jax.random.PRNGKey(0))
     analysis = jit_init(models.analysis_module("bigru").init)(a_key, jnp.zeros((1, 8, 128)))
     vocoder = jit_init(TFGANGenerator(**SMALL_VOCODER).init)(v_key, jnp.zeros((1, 8, 128)))
@@ -118,6 +120,34 @@ SLOWEST_FIRST = ("test_tpu_compile.py", "test_vocoder_training.py", "test_parity
                  "test_data.py", "test_models.py", "test_evaluate.py")
 
 
+# Markers, so that a contributor can run a quick subset (``pytest -m "not slow"``,
+# ``-m "not parity"``); CI runs everything. ``parity``: the test builds the
+# original package (PyTorch, seeded weights). ``multiprocess``: it starts
+# several processes or simulated devices. ``slow``: it takes about half a
+# minute or more alone (measured with --durations).
+PARITY_FIXTURES = {"oracle", "converted", "weights_dir"}
+MULTIPROCESS = {"test_train_step.py::test_data_parallel_steps_match_one_device",
+                "test_vocoder_training.py::test_data_parallel_steps_match_one_device",
+                "test_train_loop.py::test_two_processes_train_together_and_resume"}
+SLOW_MODULES = {"test_tpu_compile.py", "test_notebook.py", "test_vocoder_training.py"}
+SLOW = set()
+
+
+def pytest_configure(config):
+    for name, what in (("parity", "compares with the original package (PyTorch)"),
+                       ("multiprocess", "starts several processes or simulated devices"),
+                       ("slow", "takes about half a minute or more")):
+        config.addinivalue_line("markers", f"{name}: {what}")
+
+
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable
+    for item in items:
+        test = f"{item.path.name}::{item.originalname}"
+        if PARITY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.parity)
+        if test in MULTIPROCESS:
+            item.add_marker(pytest.mark.multiprocess)
+        if item.path.name in SLOW_MODULES or test in SLOW or test in MULTIPROCESS:
+            item.add_marker(pytest.mark.slow)

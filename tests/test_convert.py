@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from vf_jax import convert, weights
 from vf_jax.cli import main
 from vf_jax.errors import UserError
+from vf_jax.restoration import convert, weights
 
 
 def assert_same_tree(a, b):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal as sps
 
-from vf_jax import degradations as deg
-from vf_jax.synthetic import speech_like
+from vf_jax.audio import degradations as deg
+from vf_jax.audio.synthetic import speech_like
 
 SR = 44100
 L = 3 * SR

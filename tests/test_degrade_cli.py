@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vf_jax.synthetic import speech_like
-from vf_jax import synthetic
+from vf_jax.audio import synthetic
+from vf_jax.audio.synthetic import speech_like
 from vf_jax.cli import main
 
 SR = 44100

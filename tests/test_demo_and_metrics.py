@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vf_jax import metrics
 from vf_jax.cli import main
+from vf_jax.evaluation import metrics
 
 
 def test_si_sdr_closed_form():

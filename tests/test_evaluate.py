@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from scipy import stats
 
-from vf_jax.synthetic import speech_like
+from vf_jax.audio.synthetic import speech_like
 from vf_jax.cli import main
 
 SR = 44100

@@ -6,8 +6,8 @@ import librosa
 import numpy as np
 import pytest
 
-from vf_jax import mel as mel_lib
-from vf_jax import stft as stft_lib
+from vf_jax.audio import mel as mel_lib
+from vf_jax.audio import stft as stft_lib
 
 
 def max_rel_err(a, b):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vf_jax import layers
+from vf_jax.models import layers
 
 
 def test_bigru_matches_torch_gru():
@@ -142,7 +142,7 @@ def test_folded_layout_round_trip_and_conv3x3(frames, bins):
     equals XLA's "same" convolution in values and both gradients."""
     from jax import lax
 
-    from vf_jax import folded
+    from vf_jax.models import folded
     rng = np.random.default_rng(frames)
     x = jnp.asarray(rng.standard_normal((2, frames, bins, 3)), jnp.float32)
     w1 = jnp.asarray(rng.standard_normal((3, 3, 3, 5)), jnp.float32)
@@ -173,7 +173,7 @@ def test_folded_encoder_block_equals_plain(train):
     """An encoder block (four ConvBlockRes, pooling) in the folded layout against
     the plain one: outputs, skip, updated BatchNorm statistics and gradients, with
     frames masked past ``valid``."""
-    from vf_jax import folded
+    from vf_jax.models import folded
     rng = np.random.default_rng(3)
     frames, bins = 16, 127
     x = jnp.asarray(rng.standard_normal((2, frames, bins, 2)), jnp.float32)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from vf_jax.synthetic import speech_like
-from vf_jax import mel as mel_lib
-from vf_jax import mel_inversion
+from vf_jax.audio import mel as mel_lib
+from vf_jax.audio import mel_inversion
+from vf_jax.audio.synthetic import speech_like
 
 FE = mel_lib.FRONT_ENDS[44100]
 

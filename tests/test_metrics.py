@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import uniform_filter
 
-from vf_jax.synthetic import speech_like
-from vf_jax import metrics
+from vf_jax.audio.synthetic import speech_like
+from vf_jax.evaluation import metrics
 
 SR = 44100
 

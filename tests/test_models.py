@@ -1,11 +1,11 @@
-"""The paper's analysis networks: sizes from the facts, shapes, residual form."""
+"""The paper's analysis networks: sizes from docs/voicefixer.md, shapes, residual form."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vf_jax import models
+from vf_jax.models import registry as models
 
 
 def count(tree):
@@ -26,11 +26,11 @@ def dense(i, o):
 
 
 EXPECTED = {
-    # Facts: "ResUNet with 1 input channel 65,152,867".
+    # docs/voicefixer.md: "ResUNet with 1 input channel 65,152,867".
     "unet": 65_152_867,
-    # Facts: VF-BiGRU ~2.17 M: BN2d(1), Linear 128->256, BN_GRU(256), 512->256, 256->128.
+    # docs/voicefixer.md: VF-BiGRU ~2.17 M: BN2d(1), Linear 128->256, BN_GRU(256), 512->256, 256->128.
     "bigru": 2 + dense(128, 256) + 2 + gru_params(256, 256) + dense(512, 256) + dense(256, 128),
-    # Facts: VF-DNN ~1.38 M: six Linear layers, four BN2d(1).
+    # docs/voicefixer.md: VF-DNN ~1.38 M: six Linear layers, four BN2d(1).
     "dnn": (dense(128, 256) + dense(256, 512) + dense(512, 1024) + dense(1024, 512)
             + dense(512, 256) + dense(256, 128) + 4 * 2),
 }

@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from vf_jax import optim
+from vf_jax.training import optim
 
 
 def numpy_adam(grads, lr, b1, b2, eps, clip, amsgrad):

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import oracle as oracle_lib
-from vf_jax import mel as mel_lib
-from vf_jax import restore as restore_lib
-from vf_jax.analysis import ReleasedAnalysis
-from vf_jax.synthetic import voiced_signal
-from vf_jax.vocoder import vocode
+from vf_jax.audio import mel as mel_lib
+from vf_jax.audio.synthetic import voiced_signal
+from vf_jax.models.analysis import ReleasedAnalysis
+from vf_jax.models.vocoder import vocode
+from vf_jax.restoration import restore as restore_lib
 
 SR = 44100
 
@@ -130,7 +130,7 @@ def test_analysis_float64_agrees(oracle, converted, train_bn, family):
     """In float64 on both sides the analysis networks agree to 1e-8, in eval
     mode and with batch statistics (mode 2, dropout off); in the forms of CPU
     and GPU and in the TPU's (the ResUNet's first level folded,
-    ``vf_jax.folded``), run here on CPU."""
+    ``vf_jax.models.folded``), run here on CPU."""
     import jax
 
     from vf_jax import backends
@@ -146,8 +146,8 @@ def test_analysis_float64_agrees(oracle, converted, train_bn, family):
             mel, _ = mel_lib.mel_spectrogram(jnp.asarray(x), mel_lib.FRONT_ENDS[SR])
             assert mel.dtype == jnp.float64
             with backends.force(family):
-                ours, _ = ReleasedAnalysis().apply(v64, mel[None], train_bn, True,
-                                                   mutable=["batch_stats"])
+                ours, _ = ReleasedAnalysis().apply(v64, mel[None], train_bn=train_bn,
+                                                   deterministic=True, mutable=["batch_stats"])
             ours, mel = np.asarray(ours[0]), np.asarray(mel)
         model.double()
         context = (oracle_lib.batch_statistics_without_dropout(model) if train_bn
@@ -164,7 +164,7 @@ def test_bf16_restoration_follows_float32(converted, restorer):
     3 s of the shipped speech, against float32: measured with these weights,
     restored log-mel mean error 0.016 and worst 0.11 (log10 units), waveform
     SNR 37 dB. The bounds leave room for other seeds, not for a broken path."""
-    from vf_jax import demo
+    from vf_jax.commands import demo
     variables, _ = converted
     clip = demo.load_clip()[: 3 * SR]
     ref = restorer.restore_full(clip, SR)

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from vf_jax.synthetic import voiced_signal
-from vf_jax import restore as restore_lib
-from vf_jax import weights
-from vf_jax.resunet import padded_frames
+from vf_jax.audio.synthetic import voiced_signal
 from vf_jax.cli import main
+from vf_jax.models.resunet import padded_frames
+from vf_jax.restoration import restore as restore_lib
+from vf_jax.restoration import weights
 
 SR = 44100
 

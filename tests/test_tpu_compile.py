@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from vf_jax import aot, degradations, programs
+from vf_jax import aot, programs
+from vf_jax.audio import degradations
 
 V5E_HBM = 16e9
 
@@ -45,7 +46,7 @@ SMALL_VOCODER = (("channels", 32), ("cond_channels", 16), ("resstack_depth", 2))
 
 
 def _tiny_vocoder_config():
-    from vf_jax import vocoder_training
+    from vf_jax.training.vocoder import train as vocoder_training
     return vocoder_training.tiny_config()
 
 
@@ -96,7 +97,8 @@ def test_rematerialised_discriminators_need_less_hbm(chip):
     """The vocoder's GAN step on a TPU recomputes the discriminators' hidden
     layers in its backward pass ("auto" remat): their update needs less HBM
     than storing them. A spectrogram discriminator, batch 8 x 0.25 s."""
-    from vf_jax import discriminators, vocoder_losses
+    from vf_jax.models import discriminators
+    from vf_jax.training.vocoder import losses as vocoder_losses
     config = discriminators.config(scales=0, resolutions=((512, 50, 240),), subbands_=0,
                                    spectrogram_channels=8)
     wav = np.zeros((8, 11025), np.float32)

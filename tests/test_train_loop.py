@@ -131,7 +131,7 @@ def test_time_budget_saves_and_stops(tmp_path, capsys):
 
 
 def test_checkpoints_keep_the_newest_and_the_best(tmp_path):
-    from vf_jax import checkpoints
+    from vf_jax.training import checkpoints
     from vf_jax.data import loader
     data_iter = iter(loader.make_loader(loader.Sources(speech=[
         {"audio": np.zeros(44100, np.int16)}]), batch_size=1, seed=0, crop_seconds=0.1))

@@ -4,32 +4,22 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vf_jax import parallel
-from vf_jax import train_step as ts
-from vf_jax.synthetic import training_batch
+from helpers import analysis_config
+from vf_jax.audio.synthetic import training_batch
+from vf_jax.training import parallel
+from vf_jax.training.analysis import step as ts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def small_config(model: str, crop_seconds: float = 0.5):
-    sys.path.insert(0, ROOT)
-    from configs.common import analysis_config
-    c = analysis_config(model)
-    c.crop_seconds = crop_seconds
-    c.learning_rate, c.warmup_steps = 1e-3, 1
-    return c
-
-
-
 def test_learning_rate_schedule_closed_form():
-    c = small_config("dnn")
+    c = analysis_config("dnn")
     c.learning_rate, c.warmup_steps = 5e-4, 100
     lr = ts.learning_rate(c)
     for step, expected in [(0, 0.0), (50, 2.5e-4), (100, 5e-4), (101, 5e-4),
@@ -51,7 +41,7 @@ def test_loss_counts_only_valid_frames():
 @pytest.mark.parametrize("model", ["dnn", "bigru", "unet"])
 def test_each_architecture_learns_a_fixed_set(model):
     """Same examples and degradations every step: the loss falls."""
-    config = small_config(model)
+    config = analysis_config(model)
     config.batch_size_per_device = 2
     mesh = parallel.make_mesh(jax.devices()[:1])
     step = ts.jit_step(config, mesh)
@@ -70,48 +60,9 @@ def test_each_architecture_learns_a_fixed_set(model):
 def test_data_parallel_steps_match_one_device():
     """With 8 simulated CPU devices the jit-sharded and the pmap steps give the
     parameters one device gives on the same global batch."""
-    script = textwrap.dedent(f"""
-        import json, sys
-        import jax
-        jax.config.update("jax_num_cpu_devices", 8)
-        sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, "tests")!r}]
-        import numpy as np
-        from test_train_step import small_config
-        from vf_jax.synthetic import training_batch
-        from vf_jax import parallel
-        from vf_jax import train_step as ts
-        config = small_config("bigru")
-        # A large epsilon keeps Adam from turning rounding-level gradients
-        # into whole steps of opposite sign, so parameters compare closely.
-        config.eps = 1.0
-        batch = training_batch(8)
-        init = ts.init_state(config, jax.random.PRNGKey(0))
-        def run(devices):
-            mesh = parallel.make_mesh(jax.devices()[:devices])
-            step = ts.jit_step(config, mesh)
-            state = parallel.place_replicated(jax.tree_util.tree_map(lambda x: x.copy(), init), mesh)
-            for _ in range(3):
-                state, m = step(state, parallel.global_batch(batch, mesh))
-            return state, float(m["loss"])
-        one, loss_one = run(1)
-        eight, loss_eight = run(8)
-        pstep = ts.pmap_step(config)
-        state = parallel.replicate(init)
-        local = {{k: v.reshape(8, 1, *v.shape[1:]) for k, v in batch.items()}}
-        for _ in range(3):
-            state, m = pstep(state, local)
-        pm = jax.tree_util.tree_map(lambda x: x[0], state)
-        diff = lambda a, b: max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-                                for x, y in zip(jax.tree_util.tree_leaves(a),
-                                                jax.tree_util.tree_leaves(b)))
-        print(json.dumps({{"devices": len(jax.devices()),
-                          "jit8": diff(one.params, eight.params),
-                          "pmap": diff(one.params, pm.params),
-                          "stats_pmap": diff(one.batch_stats, pm.batch_stats),
-                          "loss": [loss_one, loss_eight, float(m["loss"][0])]}}))
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=900)
+    out = subprocess.run([sys.executable,
+                          os.path.join(ROOT, "tests", "scripts", "analysis_data_parallel.py")],
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == 8
@@ -124,7 +75,7 @@ def test_bf16_step_keeps_float32_parameters_and_tracks_float32():
     the loss is the float32 one to bf16 precision, and training still learns."""
     losses = {}
     for bf16 in (False, True):
-        config = small_config("dnn")
+        config = analysis_config("dnn")
         config.bf16 = bf16
         mesh = parallel.make_mesh(jax.devices()[:1])
         step = ts.jit_step(config, mesh)
@@ -146,7 +97,7 @@ def test_bf16_step_keeps_float32_parameters_and_tracks_float32():
 def test_eval_step_metrics_match_numpy_on_its_own_mels():
     """The validation sums equal the NumPy formulas applied to the mels the
     step returns (L1 over valid frames, LSD on 2 log10 M per example)."""
-    config = small_config("dnn")
+    config = analysis_config("dnn")
     state = ts.init_state(config, jax.random.PRNGKey(0))
     batch = training_batch(3)
     out = jax.jit(ts.make_eval_step(config, media_examples=3))(
@@ -170,7 +121,7 @@ def test_eval_step_metrics_match_numpy_on_its_own_mels():
     assert float(out["input_mel_l1_sum"]) / count == pytest.approx(l1_in / count, rel=1e-4)
     assert float(out["mel_lsd_sum"]) == pytest.approx(lsd, rel=1e-4)
     assert float(out["input_mel_lsd_sum"]) == pytest.approx(lsd_in, rel=1e-4)
-    from vf_jax import metrics
+    from vf_jax.evaluation import metrics
     sp = sum(metrics.sispnr(np.asarray(out["clean_mel"][i, :v]),
                             np.asarray(out["restored_mel"][i, :v])) for i, v in enumerate(valid))
     assert float(out["mel_sispnr_sum"]) == pytest.approx(sp, rel=1e-3)

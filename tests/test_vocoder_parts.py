@@ -6,9 +6,11 @@ import librosa
 import numpy as np
 import pytest
 
-from vf_jax import discriminators, subbands, vocoder_losses, weight_norm
+from vf_jax.audio import subbands
 from vf_jax.compilation import jit_init
-from vf_jax.vocoder import TFGANGenerator
+from vf_jax.models import discriminators, weight_norm
+from vf_jax.models.vocoder import TFGANGenerator
+from vf_jax.training.vocoder import losses as vocoder_losses
 
 TINY = dict(channels=32, cond_channels=16, resstack_depth=2)
 
@@ -161,8 +163,8 @@ def test_gan_losses_closed_forms():
 def test_bf16_generator_follows_float32():
     """``bf16=True`` runs the generator in bfloat16 on float32 parameters and
     returns float32 audio close to the float32 computation."""
-    from vf_jax import vocoder_train_step as vts
-    from vf_jax import vocoder_training as vt
+    from vf_jax.training.vocoder import step as vts
+    from vf_jax.training.vocoder import train as vt
     config = vt.tiny_config()
     config.generator.update(TINY)
     params = jit_init(vts.generator_module(config).init)(

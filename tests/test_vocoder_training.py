@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -15,74 +14,17 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from vf_jax import vocoder_train_step as vts  # noqa: E402
-from vf_jax import vocoder_training as vt  # noqa: E402
-
-CROP = 4410
-# Every test that trains runs the same two programs: batches of BATCH crops,
-# the loop's update (jit over a one-device mesh, donated state), generator-only
-# before step GAN_START and adversarial from it. Compiled once; the session's
-# persistent compilation cache serves every later test, run and process.
-BATCH = 8
-GAN_START = 30
-
-
-def small_config(**overrides):
-    """The tiny config, smaller still: a generator step takes ~30 ms on a CPU.
-    Every kind of discriminator, fewer of each (two waveform scales, one
-    spectrogram resolution, two sub-bands): compiling is what costs here."""
-    c = vt.tiny_config()
-    c.generator.update({"channels": 32, "cond_channels": 16, "resstack_depth": 2})
-    c.discriminators.update({"waveform_channels": 4, "max_channels": 16,
-                             "spectrogram_channels": 4, "scales": 2,
-                             "resolutions": ((512, 50, 240),), "subbands": 2})
-    c.stft_resolutions = ((1024, 120, 600), (512, 50, 240))
-    c.crop_seconds = CROP / 44100
-    c.batch_size_per_device = BATCH
-    c.eval_examples, c.eval_batch_size_per_device = 2, 2
-    c.log_every, c.quiet = 1, True
-    c.discriminator_start = GAN_START
-    for k, v in overrides.items():
-        c[k] = v
-    return c
-
-
-def clip_batch(n=BATCH):
-    """Fixed crops of the shipped clip (real speech)."""
-    from vf_jax import demo
-    clip = demo.load_clip()
-    speech = np.stack([clip[44100 + i * 9000:44100 + i * 9000 + CROP] for i in range(n)])
-    return {"speech": speech.astype(np.float32), "speech_length": np.full((n,), CROP, np.int32)}
-
-
-def phased(config, build):
-    """``(state, batch) -> (state, metrics)`` running ``build(adversarial)``'s
-    program for the state's step, as the loop chooses (it counts on the host;
-    this reads the step back)."""
-    programs = {}
-
-    def step(state, batch):
-        adversarial = vts.phase(config, int(np.asarray(state.step).reshape(-1)[0]))
-        if adversarial not in programs:
-            programs[adversarial] = build(adversarial)
-        return programs[adversarial](state, batch)
-    return step
-
-
-def mesh_step(config):
-    """The loop's update (jit over a one-device mesh, donated state)."""
-    from vf_jax import parallel
-    mesh = parallel.make_mesh(jax.devices()[:1])
-    return phased(config, lambda adversarial: parallel.jit_step(
-        vts.make_step(config, None, adversarial), mesh)), mesh
-
+from helpers import (COMPARED, CROP, GAN_START, clip_batch, mesh_step,  # noqa: E402
+                     vocoder_config)
+from vf_jax.training.vocoder import step as vts  # noqa: E402
+from vf_jax.training.vocoder import train as vt  # noqa: E402
 
 @pytest.fixture(scope="module")
 def fixed_batch_run():
     """GAN_START + 2 of the loop's updates on one fixed batch: every state
     (on the host, the first the initial one) and every step's metrics."""
-    from vf_jax import parallel
-    config = small_config()
+    from vf_jax.training import parallel
+    config = vocoder_config()
     step, mesh = mesh_step(config)
     state = parallel.place_replicated(vts.init_state(config, jax.random.PRNGKey(0)), mesh)
     batch = parallel.global_batch(clip_batch(), mesh)
@@ -122,9 +64,6 @@ def test_losses_fall_ema_tracks_and_discriminators_start_on_time(fixed_batch_run
     assert last["mel_l1"] < 0.3 * first["mel_l1"], (first, last)
 
 
-COMPARED = ("loss", "spectral_convergence", "mel_l1", "discriminator_loss")
-
-
 def test_data_parallel_steps_match_one_device(fixed_batch_run, tmp_path):
     """With 8 simulated CPU devices, jit over the mesh and pmap give the
     parameters and losses one device gives, for the first GAN step (the
@@ -141,22 +80,10 @@ def test_data_parallel_steps_match_one_device(fixed_batch_run, tmp_path):
     assert metrics_one["discriminator_loss"] > 0
     with open(tmp_path / "init.pkl", "wb") as f:
         pickle.dump(init, f)
-    script = textwrap.dedent(f"""
-        import pickle, sys
-        import jax
-        jax.config.update("jax_num_cpu_devices", 8)
-        sys.path[:0] = [{ROOT!r}, {os.path.join(ROOT, "tests")!r}]
-        from test_vocoder_training import small_config, gan_step_on_devices
-        from vf_jax import compilation
-        compilation.enable_compilation_cache()
-        with open({str(tmp_path / "init.pkl")!r}, "rb") as f:
-            init = pickle.load(f)
-        result = gan_step_on_devices(small_config(), init)
-        with open({str(tmp_path / "eight.pkl")!r}, "wb") as f:
-            pickle.dump(result, f)
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=900)
+    script = os.path.join(ROOT, "tests", "scripts", "vocoder_data_parallel.py")
+    out = subprocess.run([sys.executable, script, str(tmp_path / "init.pkl"),
+                          str(tmp_path / "eight.pkl")],
+                         capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     with open(tmp_path / "eight.pkl", "rb") as f:
         r = pickle.load(f)
@@ -187,36 +114,14 @@ def test_data_parallel_steps_match_one_device(fixed_batch_run, tmp_path):
                 (name, way, max_diff, mean_diff, moved)
 
 
-def gan_step_on_devices(config, init) -> dict:
-    """One GAN step from ``init`` (on the host) with every device: jit over
-    an 8-device mesh, and pmap; each as (final state on the host, its
-    :data:`COMPARED` metrics). Run in the 8-device subprocess above."""
-    from vf_jax import parallel
-    mesh = parallel.make_mesh(jax.devices())
-    devices = jax.local_device_count()
-    batch = clip_batch()
-    metrics = lambda m, first: {k: float(np.asarray(first(m[k])).reshape(-1)[0])
-                                for k in COMPARED}
-    result = {"devices": len(jax.devices())}
-    step = parallel.jit_step(vts.make_step(config, None, True), mesh)
-    state, m = step(parallel.place_replicated(init, mesh), parallel.global_batch(batch, mesh))
-    result["jit8"] = (jax.device_get(state), metrics(m, lambda x: x))
-    step = parallel.pmap_step(vts.make_step(config, parallel.AXIS, True))
-    state, m = step(parallel.replicate(init),
-                    {k: v.reshape(devices, -1, *v.shape[1:]) for k, v in batch.items()})
-    result["pmap"] = (jax.device_get(jax.tree_util.tree_map(lambda x: x[0], state)),
-                      metrics(m, lambda x: x[0]))
-    return result
-
-
 def test_rematerialised_gan_step_equals_the_stored_one():
     """``remat="all"``: the GAN step recomputes the generator's residual
     layers and each discriminator's hidden layers in its backward pass (on a
     TPU "auto" does the discriminators', to fit: ``test_tpu_compile.py``).
     The losses and updated weights are those of storing them."""
     batch = {k: jnp.asarray(v) for k, v in clip_batch().items()}
-    init = vts.init_state(small_config(), jax.random.PRNGKey(0))
-    steps = {remat: vts.make_step(small_config(remat=remat), None, True)
+    init = vts.init_state(vocoder_config(), jax.random.PRNGKey(0))
+    steps = {remat: vts.make_step(vocoder_config(remat=remat), None, True)
              for remat in ("none", "all")}
     checkpoints = {remat: sum(e.primitive.name in ("remat2", "checkpoint")
                               for e in jax.make_jaxpr(step)(init, batch).jaxpr.eqns)
@@ -238,7 +143,7 @@ def runs(tmp_path_factory):
     """An uninterrupted run of 32 steps (discriminators on from step 30), and
     the same run stopped at 16 and resumed."""
     base = tmp_path_factory.mktemp("vocoder_runs")
-    config = lambda steps: small_config(num_steps=steps, eval_every=16, checkpoint_every=16)
+    config = lambda steps: vocoder_config(num_steps=steps, eval_every=16, checkpoint_every=16)
     whole, split = str(base / "whole"), str(base / "split")
     final = vt.train_and_evaluate(config(32), whole)
     vt.train_and_evaluate(config(16), split)
@@ -283,15 +188,7 @@ def test_command_line_trains_and_rejects_bad_settings(tmp_path, weights_dir):
     from configs.tfgan_tiny import get_config
     tiny = get_config()
     assert tiny.generator.channels < 1024 and tiny.discriminator_start < tiny.num_steps
-    config_file = tmp_path / "small.py"
-    config_file.write_text(textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {os.path.join(ROOT, "tests")!r})
-        from test_vocoder_training import small_config
-
-        def get_config():
-            return small_config()
-    """))
+    config_file = os.path.join(ROOT, "tests", "scripts", "small_vocoder_config.py")
     workdir = str(tmp_path / "cli")
 
     def run(config, *args):
@@ -307,7 +204,7 @@ def test_command_line_trains_and_rejects_bad_settings(tmp_path, weights_dir):
     wrong = run("configs/tfgan_tiny.py", "--init", weights_dir)
     assert wrong.returncode == 1 and len(wrong.stderr.strip().splitlines()) == 1, wrong.stderr
     assert "generator sizes" in wrong.stderr
-    ok = run(str(config_file), "--config.num_steps=2", "--config.eval_every=0")
+    ok = run(config_file, "--config.num_steps=2", "--config.eval_every=0")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert os.path.isdir(os.path.join(workdir, "checkpoints", "2"))
     with open(os.path.join(workdir, "config.json")) as f:
@@ -320,7 +217,7 @@ def test_command_line_trains_and_rejects_bad_settings(tmp_path, weights_dir):
 def analysis_run(tmp_path_factory):
     """A tiny VF-DNN run (2 steps, no validation)."""
     from configs.tiny import get_config
-    from vf_jax import analysis_training
+    from vf_jax.training.analysis import train as analysis_training
     c = get_config()
     c.num_steps, c.eval_every, c.quiet, c.checkpoint_every = 2, 0, True, 2
     c.crop_seconds, c.batch_size_per_device = 0.5, 2
@@ -332,8 +229,10 @@ def analysis_run(tmp_path_factory):
 def test_export_trained_pair_restores(runs, analysis_run, tmp_path):
     """A trained analysis network and a trained vocoder become a weights
     folder the restorer loads; each half computes what it did in training."""
-    from vf_jax import analysis_training, demo, restore
-    from vf_jax import mel as mel_lib
+    from vf_jax.training.analysis import train as analysis_training
+    from vf_jax.commands import demo
+    from vf_jax.restoration import restore
+    from vf_jax.audio import mel as mel_lib
     from vf_jax.cli import main
     a_dir, a_config, a_state = analysis_run
     out = str(tmp_path / "pair")
@@ -359,7 +258,7 @@ def test_export_trained_pair_restores(runs, analysis_run, tmp_path):
 
 
 def test_export_pairs_released_weights_with_a_trained_vocoder(runs, weights_dir, tmp_path):
-    from vf_jax import restore
+    from vf_jax.restoration import restore
     from vf_jax.cli import main
     out = str(tmp_path / "pair")
     assert main(["export", "--analysis-workdir", weights_dir, "--vocoder-workdir",
@@ -391,7 +290,8 @@ def test_export_errors_are_one_line(runs, weights_dir, tmp_path, capsys, args, m
 def test_fine_tuning_starts_from_the_published_vocoder(weights_dir):
     """``init_weights``: the converted vocoder, unfolded, is the generator the
     run starts from (and its EMA)."""
-    from vf_jax import weight_norm, weights
+    from vf_jax.models import weight_norm
+    from vf_jax.restoration import weights
     config = vt.base_config()
     params = vt.generator_from_weights(config, weights_dir)
     folded = weights.load(weights_dir)[0]["vocoder"]["params"]
@@ -399,4 +299,4 @@ def test_fine_tuning_starts_from_the_published_vocoder(weights_dir):
     for a, b in zip(jax.tree_util.tree_leaves(refolded), jax.tree_util.tree_leaves(folded)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     with pytest.raises(vt.UserError, match="generator sizes"):
-        vt.generator_from_weights(small_config(), weights_dir)
+        vt.generator_from_weights(vocoder_config(), weights_dir)

@@ -9,8 +9,9 @@ reads back (parameters, BatchNorm statistics, optimiser, PRNG and the data
 iterator's position), so a stopped-and-resumed run ends where an uninterrupted
 one does. SIGTERM (preemption) saves and exits cleanly. Logs: TensorBoard
 event files in ``WORKDIR/tensorboard/`` (``tensorboard --logdir WORKDIR``),
-``WORKDIR/metrics.jsonl``, and a progress bar with the loss and ETA. The loop
-itself is ``vf_jax/analysis_training.py``.
+``WORKDIR/metrics.jsonl``, and a progress bar with the loss and ETA. The training
+is ``vf_jax/training/analysis/train.py``; the loop it runs,
+``vf_jax/training/loop.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from vf_jax.analysis_training import TrainingStopped, train_and_evaluate  # noqa: F401
+from vf_jax.training.analysis.train import TrainingStopped, train_and_evaluate  # noqa: F401
 
 
 def command_line(program: str, train, argv=None, aliases: dict | None = None) -> int:

@@ -13,7 +13,7 @@ reads back (generator, its EMA, discriminators, both optimisers and the data
 iterator's position). SIGTERM saves and exits cleanly. Logs: TensorBoard in
 ``WORKDIR/tensorboard/``, ``WORKDIR/metrics.jsonl``, a progress bar. Export a
 weights folder with ``python -m vf_jax export``. The loop is
-``vf_jax/vocoder_training.py``.
+``vf_jax/training/vocoder/train.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 
 from train.analysis import command_line
-from vf_jax.vocoder_training import train_and_evaluate
+from vf_jax.training.vocoder.train import train_and_evaluate
 
 
 def main(argv=None) -> int:

@@ -14,12 +14,12 @@ The choices, each measured (``benchmarks/accelerators.py``,
   132,300 samples at batch 8 needs 65 GB of temporaries, 131,072 samples
   129 MB. CPU and GPU FFTs are fast at every ``2^a 3^b 5^c 7^d`` length, and
   the next power of two can be 1.7x longer.
-- 1-D convolutions (:func:`vf_jax.layers.conv1d`): matrix products on a TPU.
+- 1-D convolutions (:func:`vf_jax.models.layers.conv1d`): matrix products on a TPU.
 - The ResUNet's first level (32 channels): folded 2x2 into 128 channels on a
-  TPU (:mod:`vf_jax.folded`), where 32 channels fill little of the matrix unit.
+  TPU (:mod:`vf_jax.models.folded`), where 32 channels fill little of the matrix unit.
 - The vocoder's GAN step recomputes its discriminators' hidden layers in the
   backward pass on a TPU (``config.remat="auto"``,
-  :func:`vf_jax.vocoder_train_step.remat_parts`): at the paper's batch it
+  :func:`vf_jax.training.vocoder.step.remat_parts`): at the paper's batch it
   does not fit a v5e chip's 16 GB otherwise.
 
 Every form computes the same function; the tests run each one on CPU

@@ -29,101 +29,57 @@ def _quiet_libraries():
 
 # -------------------------------------------------------------- restore ---
 
-def _output_name(rel: str) -> str:
-    return os.path.splitext(rel)[0] + ".wav"
-
-
-def _plan_restore(inp: str, out: str, overwrite: bool) -> list[tuple[str, str]]:
-    """Pairs (input file, output file)."""
-    if not os.path.exists(inp):
-        raise UserError(f"input not found: {inp}")
-    if os.path.abspath(inp) == os.path.abspath(out):
-        raise UserError("the output path is the input path; choose another output")
-    if os.path.isdir(inp):
-        from vf_jax.audio_io import find_audio_files
-        if os.path.exists(out) and not os.path.isdir(out):
-            raise UserError(f"input is a folder, but the output {out} is a file")
-        rels = find_audio_files(inp)
-        if not rels:
-            raise UserError(f"no audio files in {inp}")
-        pairs = [(os.path.join(inp, r), os.path.join(out, _output_name(r))) for r in rels]
-    else:
-        if os.path.isdir(out):
-            out = os.path.join(out, _output_name(os.path.basename(inp)))
-            if os.path.abspath(inp) == os.path.abspath(out):
-                raise UserError("the output path is the input path; choose another output")
-        pairs = [(inp, out)]
-    inputs = {os.path.abspath(i) for i, _ in pairs}
-    clash = [o for _, o in pairs if os.path.abspath(o) in inputs]
-    if clash:
-        raise UserError(f"output {clash[0]} would overwrite an input file")
-    existing = [o for _, o in pairs if os.path.exists(o)]
-    if existing and not overwrite:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise UserError(f"output exists: {existing[0]}{more} (use --overwrite to replace)")
-    return pairs
-
-
 def cmd_restore(args) -> int:
-    from vf_jax import audio_io
-    from vf_jax.audio_io import SAMPLE_RATE
-    pairs = _plan_restore(args.input, args.output, args.overwrite)
-    from vf_jax.compilation import enable_compilation_cache
-    enable_compilation_cache()
-    from vf_jax.restore import Restorer
+    from vf_jax.restoration import files
+    pairs = files.plan(args.input, args.output, args.overwrite)
+    return restore_files(pairs, args.weights, mode=args.mode, seed=args.seed,
+                         precision=args.precision, subtype=args.subtype, quiet=args.quiet,
+                         output=args.output)
 
+
+def restore_files(pairs, weights, *, mode: int, seed: int, precision: str, subtype: str,
+                  quiet: bool, output: str) -> int:
+    """Restore ``(input, output)`` pairs (:func:`vf_jax.restoration.files.plan`)
+    with the weights folder ``weights``; returns the exit status."""
+    import soundfile as sf
+
+    from vf_jax.audio import io as audio_io
+    from vf_jax.audio.io import SAMPLE_RATE
+    from vf_jax.compilation import enable_compilation_cache
+    from vf_jax.restoration import files
+    from vf_jax.restoration.restore import Restorer
+    enable_compilation_cache()
     # Read lazily, but know the total duration for the progress bar, and
     # compile for the first file while the weights are read.
-    import soundfile as sf
     durations, prepare = [], []
     for path, _ in pairs:
         try:
             info = sf.info(path)
             durations.append(info.frames / info.samplerate)
-            if not prepare and args.mode != 2 and info.frames > 0:
+            if not prepare and mode != 2 and info.frames > 0:
                 prepare.append((round(info.frames * SAMPLE_RATE / info.samplerate),
                                 info.channels))
         except Exception:
             durations.append(0.0)
-    restorer = Restorer.from_folder(args.weights, prepare=tuple(prepare),
-                                    precision=args.precision)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=round(sum(durations), 1), unit="s", desc="restoring",
-                   file=sys.stderr, dynamic_ncols=True,
-                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
-                              "[{elapsed}<{remaining}]")
-    # Windows report the 44.1 kHz samples they newly cover.
-    progress = None if bar is None else (lambda n: bar.update(round(n / SAMPLE_RATE, 2)))
-    failures = []
-    for src, dst in pairs:
-        try:
-            audio, sr = audio_io.read_audio(src)
-            restored = restorer.restore(audio, sr, mode=args.mode, seed=args.seed,
-                                        progress=progress)
-            audio_io.write_audio(dst, restored, SAMPLE_RATE, args.subtype)
-        except UserError as e:
-            failures.append(str(e))
-            if len(pairs) > 1:
-                (bar.write if bar is not None else print)(f"skipped: {e}", file=sys.stderr)
-    if bar is not None:
-        bar.close()
-    done = len(pairs) - len(failures)
-    if len(pairs) == 1 and failures:
-        raise UserError(failures[0])
-    if not args.quiet:
-        print(f"restored {done} of {len(pairs)} file(s) -> {args.output}", file=sys.stderr)
-    if failures:
-        print(f"{PROG} restore: {len(failures)} file(s) failed", file=sys.stderr)
-        return 1
-    return 0
+    restorer = Restorer.from_folder(weights, prepare=tuple(prepare), precision=precision)
+
+    def job(pair, advance):
+        src, dst = pair
+        audio, sr = audio_io.read_audio(src)
+        # Windows report the 44.1 kHz samples they newly cover.
+        restored = restorer.restore(audio, sr, mode=mode, seed=seed,
+                                    progress=lambda n: advance(round(n / SAMPLE_RATE, 2)))
+        audio_io.write_audio(dst, restored, SAMPLE_RATE, subtype)
+
+    return files.run(pairs, job, desc="restoring", quiet=quiet,
+                     audio_seconds=sum(durations), failed_prefix=f"{PROG} restore: ",
+                     summary=lambda done, total: f"restored {done} of {total} file(s) -> {output}")
 
 
 # -------------------------------------------------------------- convert ---
 
 def cmd_convert(args) -> int:
-    from vf_jax import convert, weights
+    from vf_jax.restoration import convert, weights
     variables, report, provenance = convert.convert(args.analysis, args.vocoder)
     meta = weights.describe("released", provenance, report)
     weights.save(args.out, variables, meta, overwrite=args.overwrite)
@@ -136,7 +92,7 @@ def cmd_convert(args) -> int:
 # --------------------------------------------------------------- export ---
 
 def cmd_export(args) -> int:
-    from vf_jax import export
+    from vf_jax.training import export
     meta = export.export(args.analysis_workdir, args.vocoder_workdir, args.out,
                          args.checkpoint, args.overwrite)
     print(f"wrote {args.out} ({meta['notes'][0]})", file=sys.stderr)
@@ -146,15 +102,17 @@ def cmd_export(args) -> int:
 # -------------------------------------------------------------- degrade ---
 
 def cmd_degrade(args) -> int:
-    from vf_jax import degrade_files
-    pairs = _plan_restore(args.input, args.output, args.overwrite)
+    from vf_jax.commands import degrade as degrade_files
+    from vf_jax.restoration import files
+    pairs = files.plan(args.input, args.output, args.overwrite)
     jobs = []
     for src, dst in pairs:
         rel = (os.path.relpath(src, args.input) if os.path.isdir(args.input)
                else os.path.basename(src))
         target = None
         if args.target is not None:
-            target = (os.path.join(args.target, _output_name(rel)) if os.path.isdir(args.input)
+            target = (os.path.join(args.target, files.output_name(rel))
+                      if os.path.isdir(args.input)
                       else args.target)
             if os.path.exists(target) and not args.overwrite:
                 raise UserError(f"output exists: {target} (use --overwrite to replace)")
@@ -163,17 +121,14 @@ def cmd_degrade(args) -> int:
         jobs.append((src, rel, dst, target))
     from vf_jax.compilation import enable_compilation_cache
     enable_compilation_cache()
-    status = degrade_files.run(jobs, args.preset, args.seed, args.noise, args.rir,
-                               args.subtype, args.quiet)
-    if not args.quiet:
-        print(f"degraded {len(jobs)} file(s) -> {args.output}", file=sys.stderr)
-    return status
+    return degrade_files.run(jobs, args.preset, args.seed, args.noise, args.rir,
+                             args.subtype, args.quiet, args.output)
 
 
 # ----------------------------------------------------------------- demo ---
 
 def cmd_demo(args) -> int:
-    from vf_jax import demo
+    from vf_jax.commands import demo
     from vf_jax.compilation import enable_compilation_cache
     enable_compilation_cache()
     if not args.train_seconds >= 0:
@@ -187,7 +142,7 @@ def cmd_demo(args) -> int:
 # ------------------------------------------------------------- evaluate ---
 
 def cmd_evaluate(args) -> int:
-    from vf_jax import evaluate
+    from vf_jax.evaluation import evaluate
     if args.workers < 0:
         raise UserError("--workers must be 0 (automatic) or more")
     if args.testset is not None:
@@ -207,12 +162,12 @@ def cmd_evaluate(args) -> int:
     if args.input is not None:
         if not os.path.isdir(args.input):
             raise UserError(f"--input {args.input} is not a folder")
+        from vf_jax.restoration import files
         est = os.path.join(args.out, "restored")
-        status = cmd_restore(argparse.Namespace(
-            input=args.input, output=est, weights=args.weights, mode=args.mode, seed=0,
-            precision="float32",
-            subtype="FLOAT", overwrite=args.overwrite, quiet=args.quiet))
-        from vf_jax.audio_io import find_audio_files
+        status = restore_files(files.plan(args.input, est, args.overwrite), args.weights,
+                               mode=args.mode, seed=0, precision="float32", subtype="FLOAT",
+                               quiet=args.quiet, output=est)
+        from vf_jax.audio.io import find_audio_files
         inputs = {os.path.splitext(r)[0]: os.path.join(args.input, r)
                   for r in find_audio_files(args.input)}
     evaluate.run(args.ref, est, args.out, workers=args.workers,
@@ -224,7 +179,7 @@ def cmd_evaluate(args) -> int:
 # ---------------------------------------------------------------- main ---
 
 def build_parser() -> argparse.ArgumentParser:
-    from vf_jax import weights
+    from vf_jax.restoration import weights
     p = argparse.ArgumentParser(prog=PROG, description="VoiceFixer speech restoration in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
 

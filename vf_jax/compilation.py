@@ -4,15 +4,15 @@
   process skips compiling (``$VF_JAX_COMPILATION_CACHE``, ``off`` disables).
 - :func:`jit` is ``jax.jit`` with :func:`compiler_options`. On CPU, XLA hands
   convolutions to YNNPACK by default; for the ResUNet's 2-D convolutions with
-  32-64 channels its kernels run 1.5-2.5x slower than XLA's own, which makes the
-  whole analysis network about 1.5x slower (``benchmarks/conv_kernels.py``
-  measures both). Those fusions are turned off for our functions only;
+  32-64 channels its kernels are slower than XLA's own, and so is the whole
+  analysis network (``benchmarks/conv_kernels.py`` measures both; the README's
+  "Benchmarks" gives the figures). Those fusions are turned off for our functions only;
   ``VF_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults.
 - :func:`jit_init` compiles parameter initialisation, which is nothing but
   one random draw per parameter: XLA:CPU spends seconds optimising each
   draw's fusion, so these programs are compiled at optimisation level 1,
-  which compiles them 2.5-3x faster and runs them as fast (measured on the
-  tiny vocoder's generator: 12.4 s -> 4.8 s to compile, 5 -> 6 ms to run).
+  which compiles them several times faster and runs them about as fast
+  (measured on the tiny vocoder's generator; the README's "Benchmarks").
   The draws are the same distribution; their rounding differs from level 2's,
   so a seed's parameters are those of this setting.
 """

@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vf_jax import aot, models
-from vf_jax.degradations import SAMPLE_RATE
+from vf_jax import aot
+from vf_jax.audio.degradations import SAMPLE_RATE
+from vf_jax.models import registry as models
 
 RIR_SECONDS = 1.0
 
@@ -72,7 +73,7 @@ def _raw_batch(size: int, crop_seconds: float) -> dict:
 # ----------------------------------------------------------- analysis ---
 
 def analysis_config(model: str, crop_seconds: float = 3.0, bf16: bool = False):
-    from vf_jax import analysis_training
+    from vf_jax.training.analysis import train as analysis_training
     config = analysis_training.base_config(model)
     config.crop_seconds = crop_seconds
     config.bf16 = bf16
@@ -82,7 +83,7 @@ def analysis_config(model: str, crop_seconds: float = 3.0, bf16: bool = False):
 def analysis_train(model: str = "unet", batch_per_chip: int = 24, crop_seconds: float = 3.0,
                    bf16: bool = False, config=None) -> Program:
     """The analysis training step (degradations, front end, network, AMSGrad)."""
-    from vf_jax import train_step
+    from vf_jax.training.analysis import step as train_step
     config = config or analysis_config(model, crop_seconds, bf16)
     state = jax.eval_shape(lambda: train_step.init_state(config, jax.random.PRNGKey(0)))
     return Program(f"train {model}" + (" bf16" if bf16 else ""), train_step.make_step(config),
@@ -93,7 +94,7 @@ def analysis_train(model: str = "unet", batch_per_chip: int = 24, crop_seconds: 
 def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
                   crop_seconds: float = 3.0) -> Program:
     """The analysis validation step (fixed degradations, eval-mode network, metrics)."""
-    from vf_jax import train_step
+    from vf_jax.training.analysis import step as train_step
     config = analysis_config(model, crop_seconds)
     variables = models.analysis_template(model)
     return Program(f"validate {model}", train_step.make_eval_step(config),
@@ -106,7 +107,7 @@ def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
 
 def vocoder_config(crop_seconds: float = 0.5, bf16: bool = False, generator=None,
                    discriminators=None):
-    from vf_jax import vocoder_training
+    from vf_jax.training.vocoder import train as vocoder_training
     config = vocoder_training.base_config()
     config.crop_seconds = crop_seconds
     config.bf16 = bf16
@@ -121,7 +122,7 @@ def vocoder_train(adversarial: bool = True, batch_per_chip: int = 24,
                   crop_seconds: float = 0.5, bf16: bool = False, config=None) -> Program:
     """The vocoder's update: generator only, or the GAN step with the
     discriminators' update."""
-    from vf_jax import vocoder_train_step as vts
+    from vf_jax.training.vocoder import step as vts
     config = config or vocoder_config(crop_seconds, bf16)
     state = jax.eval_shape(lambda: vts.init_state(config, jax.random.PRNGKey(0)))
     samples = int(round(config.crop_seconds * SAMPLE_RATE))
@@ -138,9 +139,9 @@ def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
             kind: str = "released", vocoder_size: tuple = (), bf16: bool = False) -> Program:
     """Restoring windows of ``seconds``: (mode 1: the high-frequency removal,)
     the front end and analysis network, the vocoder — what
-    :class:`vf_jax.restore.Restorer` runs per window, here as one program on
+    :class:`vf_jax.restoration.restore.Restorer` runs per window, here as one program on
     a batch of windows padded to their frame bucket."""
-    from vf_jax import restore as restore_lib
+    from vf_jax.restoration import restore as restore_lib
     length = int(round(seconds * SAMPLE_RATE))
     frames = restore_lib.FRONT_END.num_frames(length)
     bucket = restore_lib.frame_bucket(frames)
@@ -159,7 +160,7 @@ def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
         return restore_lib._vocode(variables["vocoder"]["params"], log_mel, jnp.int32(frames),
                                    size=vocoder_size, precision=precision)
 
-    from vf_jax.vocoder import TFGANGenerator
+    from vf_jax.models.vocoder import TFGANGenerator
     vocoder = jax.eval_shape(lambda: TFGANGenerator(**dict(vocoder_size)).init(
         jax.random.PRNGKey(0), jnp.zeros((1, 8, 128))))
     variables = {"analysis": models.analysis_template(kind), "vocoder": vocoder}
@@ -172,8 +173,8 @@ def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
 # -------------------------------------------------------- degradations ---
 
 def degrade(batch_per_chip: int = 24, crop_seconds: float = 3.0, config=None) -> Program:
-    """The GSR degradations of a raw batch (:func:`vf_jax.degradations.degrade_batch`)."""
-    from vf_jax import degradations
+    """The GSR degradations of a raw batch (:func:`vf_jax.audio.degradations.degrade_batch`)."""
+    from vf_jax.audio import degradations
     config = config or degradations.gsr_config()
 
     def program(keys, batch):

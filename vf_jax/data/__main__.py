@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
 
 def _build(args) -> int:
-    from vf_jax.data import build
+    from vf_jax.data import prepare as build
     log = build.build(args.kind, args.data_dir, args.src, simulate=args.simulate,
                       seed=args.seed, validation_fraction=args.validation_fraction,
                       overwrite=args.overwrite, quiet=args.quiet,

@@ -97,7 +97,7 @@ def dataset_name(kind: str) -> str:
 
 def data_source(kind: str, data_dir: str, split: str):
     """Random-access source of a built dataset (``ds[i]`` -> dict of numpy).
-    A dataset that is not built, or lacks ``split``, is a :class:`UserError`."""
+    A dataset that is not built, or lacks ``split``, is a :class:`vf_jax.errors.UserError`."""
     from vf_jax.errors import UserError
     builder = BUILDERS[kind](data_dir=data_dir)
     if not builder.is_prepared():

@@ -2,7 +2,7 @@
 
 Each record is one example's raw material, float32 at 44.1 kHz; the
 degradations run on device, inside the training step
-(:mod:`vf_jax.degradations`):
+(:mod:`vf_jax.audio.degradations`):
 
 - ``speech`` ``(crop,)``: a random crop of a clean utterance (3 s by
   default); shorter utterances are zero-padded, ``speech_length`` says how
@@ -27,9 +27,11 @@ import dataclasses
 import grain
 import numpy as np
 
-from vf_jax import audio_io, synthetic
+from vf_jax.audio import io as audio_io
+from vf_jax.audio import synthetic
+from vf_jax.audio.io import SAMPLE_RATE
 from vf_jax.data import builders
-from vf_jax.audio_io import SAMPLE_RATE
+from vf_jax.data.clip import load_clip
 from vf_jax.errors import UserError
 
 
@@ -125,8 +127,7 @@ def make_loader(sources: Sources, *, batch_size: int, seed: int, crop_seconds: f
 def shipped_clip_source(copies: int = 8) -> list[dict]:
     """The demo's clip as a speech source (int16 records): ``copies`` records
     of it, so that up to that many hosts each get a shard."""
-    from vf_jax import demo
-    return [{"audio": audio_io.to_pcm16(demo.load_clip())}] * copies
+    return [{"audio": audio_io.to_pcm16(load_clip())}] * copies
 
 
 def training_loader(config, host_batch: int, speech_only: bool = False) -> grain.DataLoader:

@@ -6,7 +6,7 @@
   and kept as int16 in a staging folder, with the reason whenever a file is
   skipped (unreadable, empty, silent). A build that is interrupted resumes
   from there: files already staged are not read again.
-- :func:`simulate_rirs`: room impulse responses from pyroomacoustics for users
+- :func:`simulate_rir`: room impulse responses from pyroomacoustics for users
   who have none (ranges in :data:`ROOM_RANGES`).
 """
 
@@ -20,8 +20,8 @@ import re
 
 import numpy as np
 
-from vf_jax import audio_io
-from vf_jax.audio_io import SAMPLE_RATE
+from vf_jax.audio import io as audio_io
+from vf_jax.audio.io import SAMPLE_RATE
 from vf_jax.errors import UserError, first_line
 
 SILENCE_PEAK = 1e-4          # below this peak (about -80 dBFS) a file counts as silent
@@ -195,7 +195,7 @@ class Staging:
     def prepare(self, rel: str, read=None, meta: dict | None = None) -> str | None:
         """Stage ``rel`` (a file under the source folder, or any name with
         ``read() -> (audio (samples, channels), rate)``); ``meta`` is kept
-        with it (:meth:`meta`). Returns the staged array's path, or None."""
+        with it (:meth:`note` reads it back). Returns the staged array's path, or None."""
         array_path, note_path = self._paths(rel)
         if os.path.exists(note_path):                 # done in an earlier run
             note = self.note(rel)

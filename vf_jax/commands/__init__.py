@@ -1,0 +1,1 @@
+"""Commands of ``python -m vf_jax``: the demo and the degradation of files."""

@@ -1,0 +1,1 @@
+"""Evaluation: the metrics and the test-set evaluation."""

@@ -1,0 +1,284 @@
+"""``python -m vf_jax evaluate --ref DIR --est DIR``: the paper's metrics over
+folders of references and estimates, summarised per subset.
+
+Files pair by relative path without the extension (``a/b.flac`` with
+``a/b.wav``); the unpaired ones are listed. Each pair is read as mono (channels
+averaged, noted); an estimate at another sample rate is resampled to the
+reference's (noted); different lengths are cut to the shorter (noted). Every
+metric of :mod:`vf_jax.evaluation.metrics` is computed per file in worker processes. A
+subset is the first folder of the relative path (``.`` for files at the top).
+
+Writes into ``--out``: ``per_file.csv``, ``summary.md`` (per subset the mean
+and a 95 % confidence interval, Student's t, of each metric over the files
+where it is defined; then the notes, unpaired and unreadable files) and
+``summary.json``; and per subset ``figure_<subset>.png``: mel spectrograms of
+estimate and reference (and of the degraded input when ``--input`` is given)
+for a few files, and the distribution of each metric over the subset. Each file
+is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+
+from vf_jax.audio import io as audio_io
+from vf_jax.audio.io import SAMPLE_RATE
+from vf_jax.errors import UserError
+
+REPORT_FILES = ("per_file.csv", "summary.md", "summary.json")
+
+
+def pair_files(ref_dir: str, est_dir: str):
+    """``(pairs, only_ref, only_est)``: ``pairs`` are ``(key, ref path, est
+    path)`` with ``key`` the relative path without extension."""
+    for name, d in (("--ref", ref_dir), ("--est", est_dir)):
+        if not os.path.isdir(d):
+            raise UserError(f"{name} {d} is not a folder")
+    def index(root):
+        files = {}
+        for rel in audio_io.find_audio_files(root):
+            files.setdefault(os.path.splitext(rel)[0], os.path.join(root, rel))
+        return files
+    refs, ests = index(ref_dir), index(est_dir)
+    keys = sorted(set(refs) & set(ests))
+    return ([(k, refs[k], ests[k]) for k in keys], sorted(set(refs) - set(ests)),
+            sorted(set(ests) - set(refs)))
+
+
+def export_testset(data_dir: str, folder: str, quiet: bool = True) -> tuple[str, str]:
+    """The ``gsr_testset`` dataset of ``data_dir`` (``python -m vf_jax.data build
+    testset``) as ``folder/clean/<subset>/<name>.wav`` and
+    ``folder/degraded/<subset>/<name>.wav`` (44.1 kHz); files already there
+    are kept. Returns ``(clean folder, degraded folder)``."""
+    from vf_jax.data import builders
+    source = builders.data_source("testset", data_dir, "test")
+    clean_dir, degraded_dir = os.path.join(folder, "clean"), os.path.join(folder, "degraded")
+    for i in range(len(source)):
+        record = source[i]
+        subset = record["subset"].decode() if isinstance(record["subset"], bytes) \
+            else str(record["subset"])
+        name = record["name"].decode() if isinstance(record["name"], bytes) else str(record["name"])
+        rel = os.path.join(subset, os.path.splitext(os.path.basename(name))[0] + ".wav")
+        for root, field in ((clean_dir, "clean"), (degraded_dir, "degraded")):
+            path = os.path.join(root, rel)
+            if not os.path.exists(path):
+                audio_io.write_audio(path, audio_io.from_pcm16(record[field]), SAMPLE_RATE)
+    return clean_dir, degraded_dir
+
+
+def subset_of(key: str) -> str:
+    parts = key.replace(os.sep, "/").split("/")
+    return parts[0] if len(parts) > 1 else "."
+
+
+def evaluate_pair(key: str, ref_path: str, est_path: str, with_dnsmos: bool = True) -> dict:
+    """One row: ``{"file", "subset", metrics..., "notes"}`` or ``{"file",
+    "error"}`` when a file cannot be read."""
+    from vf_jax.evaluation import metrics
+    try:
+        ref, ref_rate = audio_io.read_audio(ref_path)
+        est, est_rate = audio_io.read_audio(est_path)
+    except UserError as e:
+        return {"file": key, "subset": subset_of(key), "error": str(e)}
+    notes = []
+    if ref.shape[1] > 1 or est.shape[1] > 1:
+        notes.append("mixed down to mono")
+    ref, est = ref.mean(axis=1), est.mean(axis=1)
+    if est_rate != ref_rate:
+        notes.append(f"estimate resampled {est_rate} -> {ref_rate} Hz")
+        est = audio_io.resample(est[:, None], est_rate, ref_rate)[:, 0]
+    if len(est) != len(ref):
+        notes.append(f"lengths {len(ref)} / {len(est)} samples: cut to the shorter")
+    if not np.any(ref):
+        notes.append("silent reference: reference-based metrics undefined")
+    row = {"file": key, "subset": subset_of(key)}
+    row.update(metrics.all_metrics(ref, est, ref_rate, with_dnsmos=with_dnsmos))
+    row["notes"] = "; ".join(notes)
+    return row
+
+
+def summarise(rows: list[dict]) -> dict:
+    """``{subset: {metric: {"mean", "ci95", "n"}}}`` over the finite values
+    (SI-SDR's +inf for perfect matches counts as undefined in the mean)."""
+    out = {}
+    from scipy import stats
+    good = [r for r in rows if "error" not in r]
+    names = [k for k in (good[0] if good else {}) if k not in ("file", "subset", "notes")]
+    for subset in sorted({r["subset"] for r in good} | ({"all"} if good else set())):
+        chosen = good if subset == "all" else [r for r in good if r["subset"] == subset]
+        out[subset] = {}
+        for name in names:
+            values = np.array([r[name] for r in chosen], np.float64)
+            values = values[np.isfinite(values)]
+            n = len(values)
+            mean = float(values.mean()) if n else float("nan")
+            ci = (float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+                  if n > 1 else float("nan"))
+            out[subset][name] = {"mean": mean, "ci95": ci, "n": n}
+    return out
+
+
+def _markdown(summary: dict, rows: list[dict], only_ref, only_est) -> str:
+    lines = ["# Evaluation", ""]
+    for subset, table in summary.items():
+        count = len([r for r in rows if "error" not in r and (subset == "all" or
+                                                              r["subset"] == subset)])
+        lines += [f"## {subset} ({count} files)", "", "| metric | mean | ±95 % CI | n |",
+                  "| --- | ---: | ---: | ---: |"]
+        for name, v in table.items():
+            lines.append(f"| {name} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |")
+        lines.append("")
+    noted = [r for r in rows if r.get("notes")]
+    if noted:
+        lines += ["## Notes", ""] + [f"- `{r['file']}`: {r['notes']}" for r in noted] + [""]
+    errors = [r for r in rows if "error" in r]
+    if errors:
+        lines += ["## Unreadable", ""] + [f"- `{r['file']}`: {r['error']}" for r in errors] + [""]
+    if only_ref or only_est:
+        lines += ["## Unpaired", ""]
+        lines += [f"- reference only: `{k}`" for k in only_ref]
+        lines += [f"- estimate only: `{k}`" for k in only_est]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def subset_figure(path: str, subset: str, rows: list[dict], paths: dict, examples: int = 3,
+                  inputs: dict | None = None) -> None:
+    """One PNG: mel spectrograms of up to ``examples`` files of the subset
+    (degraded input when known, estimate, reference) over box plots of every
+    metric. ``paths``: file key -> (reference path, estimate path)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vf_jax.audio import mel as mel_lib
+    from vf_jax.evaluation import metrics
+    good = [r for r in rows if "error" not in r and r["subset"] == subset]
+    shown = good[:examples]
+    names = [k for k in (good[0] if good else {}) if k not in ("file", "subset", "notes")]
+    columns = (["degraded"] if inputs else []) + ["estimate", "reference"]
+    n_rows = len(shown) + 1
+    fig = plt.figure(figsize=(4 * len(columns), 2.4 * n_rows + 1.0))
+    grid = fig.add_gridspec(n_rows, len(columns))
+    for i, row in enumerate(shown):
+        ref_path, est_path = paths[row["file"]]
+        sources = {"estimate": est_path, "reference": ref_path}
+        if inputs:
+            sources["degraded"] = inputs.get(row["file"])
+        for j, column in enumerate(columns):
+            ax = fig.add_subplot(grid[i, j])
+            if sources.get(column) is None:
+                ax.axis("off")
+                continue
+            audio, rate = audio_io.read_audio(sources[column])
+            audio = audio_io.resample(audio.mean(axis=1, keepdims=True), rate, SAMPLE_RATE)[:, 0]
+            _, mel = metrics.spectrograms(audio, SAMPLE_RATE)
+            ax.imshow(np.log10(np.maximum(mel, mel_lib.LOG_FLOOR)).T, origin="lower",
+                      aspect="auto", vmin=-5, vmax=2, cmap="magma",
+                      extent=(0, len(audio) / SAMPLE_RATE, 0, mel.shape[1]))
+            ax.set_title(f"{row['file']}: {column}", fontsize=8)
+            ax.tick_params(labelsize=6)
+    ax = fig.add_subplot(grid[n_rows - 1, :])
+    data = [np.array([r[k] for r in good], np.float64) for k in names]
+    data = [d[np.isfinite(d)] for d in data]
+    scale = [np.nanmax(np.abs(d)) if d.size else 1.0 for d in data]
+    ax.boxplot([d / (s or 1.0) for d, s in zip(data, scale)], showmeans=True)
+    ax.set_xticks(range(1, len(names) + 1))
+    ax.set_xticklabels([f"{k}\n(÷{s:.3g})" for k, s in zip(names, scale)], fontsize=6)
+    ax.set_title(f"{subset}: metrics over {len(good)} files, each scaled by its largest value",
+                 fontsize=8)
+    fig.tight_layout()
+    tmp = f"{path}.partial-{os.getpid()}.png"
+    try:
+        fig.savefig(tmp, dpi=80)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_whole(path: str, text: str) -> None:
+    tmp = f"{path}.partial-{os.getpid()}"
+    try:
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise UserError(f"cannot write {path}: {e.strerror}") from None
+
+
+def run(ref_dir: str, est_dir: str, out_dir: str, workers: int = 0, with_dnsmos: bool = True,
+        overwrite: bool = False, quiet: bool = False, inputs: dict | None = None) -> dict:
+    """Evaluate and write the report; returns the summary. ``inputs``: file key
+    -> degraded input path, shown in the figures."""
+    pairs, only_ref, only_est = pair_files(ref_dir, est_dir)
+    if not pairs:
+        raise UserError(f"no files of {est_dir} pair with files of {ref_dir} "
+                        "(pairing is by relative path without the extension)")
+    existing = [f for f in REPORT_FILES if os.path.exists(os.path.join(out_dir, f))]
+    if existing and not overwrite:
+        raise UserError(f"{os.path.join(out_dir, existing[0])} exists (use --overwrite)")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create {out_dir}: {e.strerror}") from None
+    workers = workers or min(4, os.cpu_count() or 1)
+    rows = []
+    bar = None
+    if not quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=len(pairs), unit="file", desc="evaluating", file=sys.stderr)
+    if workers == 1:
+        for key, ref, est in pairs:
+            rows.append(evaluate_pair(key, ref, est, with_dnsmos))
+            if bar is not None:
+                bar.update(1)
+    else:
+        import multiprocessing
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(evaluate_pair, key, ref, est, with_dnsmos)
+                       for key, ref, est in pairs]
+            for future in as_completed(futures):
+                rows.append(future.result())
+                if bar is not None:
+                    bar.update(1)
+    if bar is not None:
+        bar.close()
+    rows.sort(key=lambda r: r["file"])
+    summary = summarise(rows)
+
+    columns = ["file", "subset"] + [k for k in next((r for r in rows if "error" not in r), {})
+                                    if k not in ("file", "subset", "notes")] + ["notes", "error"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    report = {"summary": summary, "unpaired": {"reference_only": only_ref,
+                                               "estimate_only": only_est},
+              "unreadable": {r["file"]: r["error"] for r in rows if "error" in r},
+              "notes": {r["file"]: r["notes"] for r in rows if r.get("notes")}}
+    _write_whole(os.path.join(out_dir, "per_file.csv"), buffer.getvalue())
+    _write_whole(os.path.join(out_dir, "summary.json"),
+                 json.dumps(report, indent=2, allow_nan=True) + "\n")
+    markdown = _markdown(summary, rows, only_ref, only_est)
+    _write_whole(os.path.join(out_dir, "summary.md"), markdown)
+    paths = {key: (ref, est) for key, ref, est in pairs}
+    for subset in sorted({r["subset"] for r in rows if "error" not in r}):
+        name = "top" if subset == "." else subset
+        subset_figure(os.path.join(out_dir, f"figure_{name}.png"), subset, rows, paths,
+                      inputs=inputs)
+    if not quiet:
+        print(markdown, file=sys.stderr)
+        print(f"wrote {', '.join(REPORT_FILES)} and figure_*.png to {os.path.abspath(out_dir)}", file=sys.stderr)
+    return summary

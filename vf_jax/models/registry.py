@@ -1,0 +1,32 @@
+"""Which network each weights folder holds, and their variable templates."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from vf_jax.models.analysis import ReleasedAnalysis, VFBiGRU, VFDNN, VFUNet
+from vf_jax.models.vocoder import TFGANGenerator
+
+ANALYSIS_KINDS = {"released": ReleasedAnalysis, "unet": VFUNet, "bigru": VFBiGRU,
+                  "dnn": VFDNN}
+
+
+def analysis_module(kind: str = "released"):
+    return ANALYSIS_KINDS[kind]()
+
+
+@functools.lru_cache(maxsize=4)
+def analysis_template(kind: str = "released"):
+    """Shapes of the analysis variables (``params``, ``batch_stats``)."""
+    model = analysis_module(kind)
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
+                                             jnp.zeros((1, 64, 128))))
+
+
+@functools.lru_cache(maxsize=1)
+def vocoder_template():
+    return jax.eval_shape(lambda: TFGANGenerator().init(jax.random.PRNGKey(0),
+                                                        jnp.zeros((1, 8, 128))))

@@ -1,0 +1,1 @@
+"""Restoring audio: the restorer, weights folders and the checkpoint converter."""

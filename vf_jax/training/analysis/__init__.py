@@ -1,0 +1,1 @@
+"""Training the analysis networks: the step and the training."""

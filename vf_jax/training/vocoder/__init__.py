@@ -1,0 +1,1 @@
+"""Training the TFGAN vocoder: losses, the step and the training."""
