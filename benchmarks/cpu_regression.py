@@ -40,6 +40,16 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _module(path: str, flat: str):
+    """A vf_jax module by its path in the subpackage layout, or by its name
+    in the flat layout of earlier revisions (so either tree can be timed)."""
+    import importlib
+    try:
+        return importlib.import_module(f"vf_jax.{path}")
+    except ModuleNotFoundError:
+        return importlib.import_module(f"vf_jax.{flat}")
+
+
 def timings(repeats: int) -> dict:
     """Seconds per call of each program on this process's vf_jax."""
     import jax
@@ -47,14 +57,14 @@ def timings(repeats: int) -> dict:
     import numpy as np
 
     from vf_jax import compilation
-    from vf_jax.training.analysis import train as analysis_training
-    from vf_jax.audio import degradations
-    from vf_jax.models import registry as models
-    from vf_jax.training.analysis import step as train_step
-    from vf_jax.training.vocoder import step as vts
-    from vf_jax.training.vocoder import train as vocoder_training
-    from vf_jax.restoration.restore import Restorer
-    from vf_jax.models.vocoder import TFGANGenerator
+    analysis_training = _module("training.analysis.train", "analysis_training")
+    degradations = _module("audio.degradations", "degradations")
+    models = _module("models.registry", "models")
+    train_step = _module("training.analysis.step", "train_step")
+    vts = _module("training.vocoder.step", "vocoder_train_step")
+    vocoder_training = _module("training.vocoder.train", "vocoder_training")
+    Restorer = _module("restoration.restore", "restore").Restorer
+    TFGANGenerator = _module("models.vocoder", "vocoder").TFGANGenerator
 
     rng = np.random.default_rng(0)
     out = {}
