@@ -50,7 +50,8 @@ from vf_jax.audio.io import SAMPLE_RATE  # noqa: E402
 from vf_jax.models import layers, vocoder  # noqa: E402
 
 TAPS = 3
-DILATION = 27      # any: the TPU form's traffic does not depend on it (1 and 2187 measured the same)
+# Any dilation: the TPU form's traffic does not depend on it (1 and 2187 measured the same).
+DILATION = 27
 
 
 def stacks():

@@ -28,7 +28,8 @@ def dense(i, o):
 EXPECTED = {
     # docs/voicefixer.md: "ResUNet with 1 input channel 65,152,867".
     "unet": 65_152_867,
-    # docs/voicefixer.md: VF-BiGRU ~2.17 M: BN2d(1), Linear 128->256, BN_GRU(256), 512->256, 256->128.
+    # docs/voicefixer.md: VF-BiGRU ~2.17 M: BN2d(1), Linear 128->256, BN_GRU(256),
+    # 512->256, 256->128.
     "bigru": 2 + dense(128, 256) + 2 + gru_params(256, 256) + dense(512, 256) + dense(256, 128),
     # docs/voicefixer.md: VF-DNN ~1.38 M: six Linear layers, four BN2d(1).
     "dnn": (dense(128, 256) + dense(256, 512) + dense(512, 1024) + dense(1024, 512)

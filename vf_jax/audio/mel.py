@@ -1,7 +1,7 @@
 """Mel filterbank, log compression and the front-end settings of each sample rate.
 
-As the original's ``MelScale`` (``docs/voicefixer.md``, "Front end"): HTK mel scale, fmin 0, fmax = sr / 2, plain
-triangles without area normalisation, equal to
+As the original's ``MelScale`` (``docs/voicefixer.md``, "Front end"): HTK mel
+scale, fmin 0, fmax = sr / 2, plain triangles without area normalisation, equal to
 ``librosa.filters.mel(sr, n_fft, n_mels, fmin=0, fmax=sr/2, htk=True, norm=None)``.
 The mel spectrogram is ``|STFT| @ fb`` on magnitudes (not power).
 """

@@ -98,7 +98,8 @@ def restore_with_tiny_model(degraded: np.ndarray, train_seconds: float, seed: in
     with tempfile.TemporaryDirectory(prefix="vf_jax_demo_") as workdir:
         state = analysis_training.train_and_evaluate(config, workdir)
     log_mel = analysis_training.restore_log_mel(config, state, degraded)
-    return np.asarray(mel_inversion.griffin_lim(log_mel, mel_lib.FRONT_ENDS[SAMPLE_RATE], len(degraded)))
+    front_end = mel_lib.FRONT_ENDS[SAMPLE_RATE]
+    return np.asarray(mel_inversion.griffin_lim(log_mel, front_end, len(degraded)))
 
 
 def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,

@@ -252,7 +252,7 @@ def strided_conv(x, kernel, strides: Sequence[int], padding: Sequence[tuple[int,
     """
     nd = len(strides)
     k, cg, out = kernel.shape[:nd], kernel.shape[nd], kernel.shape[nd + 1]
-    b, c = x.shape[0], x.shape[-1]
+    b = x.shape[0]
     g, og = groups, out // groups
     taps = [-(-k[i] // strides[i]) for i in range(nd)]
     size = [(x.shape[1 + i] + padding[i][0] + padding[i][1] - k[i]) // strides[i] + 1

@@ -2,8 +2,8 @@
 
 Per window of at most 30 s (the original processes 30 s segments whole):
 mel front end -> analysis network (restored log10 mel) -> vocoder -> centre
-alignment as the original (:func:`vf_jax.models.vocoder.trim_center`) -> peak normalisation only when the
-peak exceeds 1.
+alignment as the original (:func:`vf_jax.models.vocoder.trim_center`) -> peak
+normalisation only when the peak exceeds 1.
 
 Longer inputs are cut into equal overlapping windows, hop a multiple of 441
 samples, and cross-faded with complementary raised-cosine ramps (the original

@@ -59,7 +59,8 @@ def learning_rate(config: ml_collections.ConfigDict):
 
 
 def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """AMSGrad with the schedule, after optional global-norm clipping (:func:`vf_jax.training.optim.adam`)."""
+    """AMSGrad with the schedule, after optional global-norm clipping
+    (:func:`vf_jax.training.optim.adam`)."""
     return optim.adam(config, learning_rate(config), amsgrad=True)
 
 
@@ -216,7 +217,8 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
 # -------------------------------------------------------- data parallel ---
 
 def jit_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-    """:func:`make_step` under ``jax.jit`` over ``mesh`` (:func:`vf_jax.training.parallel.jit_step`)."""
+    """:func:`make_step` under ``jax.jit`` over ``mesh``
+    (:func:`vf_jax.training.parallel.jit_step`)."""
     return parallel.jit_step(make_step(config), mesh)
 
 

@@ -31,8 +31,9 @@ BEST_METRIC = "val/mel_l1"
 def base_config() -> ml_collections.ConfigDict:
     """The published generator and the training settings; ``configs/tfgan.py``.
 
-    From ``docs/voicefixer.md``, "Vocoder": the training repository's leftover vocoder config has learning
-    rate 1e-3 for generator and discriminators, EMA 0.99, batch 24,
+    From ``docs/voicefixer.md``, "Vocoder": the training repository's
+    leftover vocoder config has learning rate 1e-3 for generator and
+    discriminators, EMA 0.99, batch 24,
     discriminators from step 40k, λ_adv 4, λ_sc 5, λ_mag 5, λ_mel 50. The
     rest is ours: Adam betas (0.5, 0.9) and N(0, 0.02) weights (MelGAN), λ_fm
     10 (MelGAN's weight), the STFT resolutions of Parallel WaveGAN, 0.5 s crops.
