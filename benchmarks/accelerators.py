@@ -41,6 +41,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import record  # noqa: E402  (benchmarks/record.py)
+
 os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
 
 
@@ -166,6 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--allow-cpu", action="store_true",
                         help="with --run: time on the CPU too (to try the script)")
     parser.add_argument("--list", action="store_true", help="list the programs and stop")
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     if args.list:
         for p in build(args):
@@ -173,7 +177,8 @@ def main(argv=None) -> int:
         return 0
     if not args.run:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    return run_locally(args) if args.run else ahead_of_time(args)
+    with record.results("accelerators-run" if args.run else "accelerators", args.record):
+        return run_locally(args) if args.run else ahead_of_time(args)
 
 
 if __name__ == "__main__":

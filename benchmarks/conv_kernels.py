@@ -29,6 +29,8 @@ from vf_jax.models.analysis import ReleasedAnalysis  # noqa: E402
 from vf_jax.models.vocoder import TFGANGenerator  # noqa: E402
 from vf_jax.restoration import restore  # noqa: E402
 
+import record  # noqa: E402  (benchmarks/record.py)
+
 
 def best_time(fn, args, repeats: int) -> float:
     jax.block_until_ready(fn(*args))
@@ -60,6 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=2048)
     ap.add_argument("--repeats", type=int, default=3)
+    record.add_flag(ap)
     args = ap.parse_args()
     if jax.default_backend() != "cpu":
         raise SystemExit("this benchmark is about XLA's CPU backend")
@@ -93,15 +96,16 @@ def main() -> None:
     rows.append((f"vocoder network, {t} frames", None,
                  *both(lambda p, m: TFGANGenerator().apply(p, m), (params, feats), args.repeats)))
 
-    print(f"\njax {jax.__version__}, {jax.devices()[0].device_kind}, options "
-          f"{compilation.CPU_OPTIONS}\n")
-    print("| operation | XLA defaults (ms) | vf_jax options (ms) | speed-up | GFLOP/s (ours) "
-          "| max abs difference |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, flops, default, ours, diff in rows:
-        rate = f"{flops / ours / 1e9:.0f}" if flops else "-"
-        print(f"| {name} | {default * 1e3:.1f} | {ours * 1e3:.1f} | "
-              f"{default / ours:.2f} | {rate} | {diff:.1e} |")
+    with record.results("conv_kernels", args.record):
+        print(f"\njax {jax.__version__}, {jax.devices()[0].device_kind}, options "
+              f"{compilation.CPU_OPTIONS}\n")
+        print("| operation | XLA defaults (ms) | vf_jax options (ms) | speed-up | GFLOP/s (ours) "
+              "| max abs difference |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, flops, default, ours, diff in rows:
+            rate = f"{flops / ours / 1e9:.0f}" if flops else "-"
+            print(f"| {name} | {default * 1e3:.1f} | {ours * 1e3:.1f} | "
+                  f"{default / ours:.2f} | {rate} | {diff:.1e} |")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+import record  # noqa: E402  (benchmarks/record.py)
+
 
 def median_seconds(fn, repeats: int) -> float:
     import jax
@@ -56,13 +58,12 @@ def timings(repeats: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
+    from configs import resunet, tfgan
     from vf_jax import compilation
-    analysis_training = _module("training.analysis.train", "analysis_training")
     degradations = _module("audio.degradations", "degradations")
     models = _module("models.registry", "models")
     train_step = _module("training.analysis.step", "train_step")
     vts = _module("training.vocoder.step", "vocoder_train_step")
-    vocoder_training = _module("training.vocoder.train", "vocoder_training")
     Restorer = _module("restoration.restore", "restore").Restorer
     TFGANGenerator = _module("models.vocoder", "vocoder").TFGANGenerator
 
@@ -86,7 +87,7 @@ def timings(repeats: int) -> dict:
                                              batch["rir"]), repeats)
     out["degradations (ex/s)"] = 24 / seconds
 
-    config = analysis_training.base_config("unet")
+    config = resunet.get_config()
     state = train_step.init_state(config, jax.random.PRNGKey(0))
     options = compilation.compiler_options()
     step = jax.jit(train_step.make_step(config), compiler_options=options)
@@ -94,7 +95,7 @@ def timings(repeats: int) -> dict:
     seconds = median_seconds(lambda: step(state, small)[1]["loss"], repeats)
     out["VF-UNet training step (ex/s)"] = 2 / seconds
 
-    vconfig = vocoder_training.base_config()
+    vconfig = tfgan.get_config()
     vstate = vts.init_state(vconfig, jax.random.PRNGKey(0))
     vstep = jax.jit(vts.make_step(vconfig, adversarial=False), compiler_options=options)
     crops = {"speech": raw(2, 0.5)["speech"]}
@@ -132,6 +133,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", default="HEAD~1", help="git revision to compare with")
     parser.add_argument("--repeats", type=int, default=3)
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         other = pathlib.Path(tmp) / "other"
@@ -143,11 +145,12 @@ def main(argv=None) -> int:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT,
                            capture_output=True)
-    print(f"| figure | {args.against} | this tree | ratio |")
-    print("|---|---:|---:|---:|")
-    for name in before:
-        print(f"| {name} | {before[name]:.2f} | {after[name]:.2f} | "
-              f"{after[name] / before[name]:.2f} |")
+    with record.results("cpu_regression", args.record):
+        print(f"| figure | {args.against} | this tree | ratio |")
+        print("|---|---:|---:|---:|")
+        for name in before:
+            print(f"| {name} | {before[name]:.2f} | {after[name]:.2f} | "
+                  f"{after[name] / before[name]:.2f} |")
     return 0
 
 

@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 from vf_jax.audio import degradations as deg  # noqa: E402
 from vf_jax.audio import synthetic  # noqa: E402
 
+import record  # noqa: E402  (benchmarks/record.py)
+
 SR = 44100
 
 
@@ -87,6 +89,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--batches", type=int, default=3, help="timed device batches")
     ap.add_argument("--host-examples", type=int, default=24)
+    record.add_flag(ap)
     args = ap.parse_args()
 
     import jax
@@ -117,13 +120,14 @@ def main() -> None:
         host_degrade(host_rng, speech[b], noise[b], rirs[b])
     host_rate = args.host_examples / (time.perf_counter() - start)
 
-    print(f"\njax {jax.__version__} on {jax.devices()[0].platform}; {args.seconds:g} s examples, "
-          f"batch {args.batch} (first call with compilation: {compile_s:.1f} s)\n")
-    print("| pipeline | examples/s |")
-    print("| --- | ---: |")
-    print(f"| on device: jit + vmap, batch {args.batch} | {device_rate:.2f} |")
-    print(f"| host: numpy/scipy per example | {host_rate:.2f} |")
-    print(f"| ratio device / host | {device_rate / host_rate:.2f} |")
+    with record.results("degrade_speed", args.record):
+        print(f"\njax {jax.__version__} on {jax.devices()[0].platform}; {args.seconds:g} s "
+              f"examples, batch {args.batch} (first call with compilation: {compile_s:.1f} s)\n")
+        print("| pipeline | examples/s |")
+        print("| --- | ---: |")
+        print(f"| on device: jit + vmap, batch {args.batch} | {device_rate:.2f} |")
+        print(f"| host: numpy/scipy per example | {host_rate:.2f} |")
+        print(f"| ratio device / host | {device_rate / host_rate:.2f} |")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ import soundfile as sf
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+
+import record  # noqa: E402  (benchmarks/record.py)
 
 
 def signal(seconds: float) -> np.ndarray:
@@ -50,10 +51,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
     ap.add_argument("--repeats", type=int, default=1, help="whole-process runs per side")
+    record.add_flag(ap)
     args = ap.parse_args()
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="vf_jax_bench_"))
-    import oracle as oracle_lib
+    from vf_jax import original as oracle_lib
     original, vf_path, voc_path = oracle_lib.make_oracle(work / "home")
     from vf_jax.restoration import convert, weights
     variables, report, provenance = convert.convert(vf_path, voc_path)
@@ -83,6 +85,7 @@ def main() -> None:
 
         # Steady state in process.
         import torch
+
         from vf_jax.restoration.restore import Restorer
         restorer = Restorer.from_folder(str(weights_dir))
         restorer.restore(x, 44100)
@@ -97,13 +100,14 @@ def main() -> None:
         rows.append((f"{seconds:g} s steady state in process", ours_steady, orig_steady))
 
     import jax
-    print(f"\nmachine: {os.cpu_count()} cores; jax {jax.__version__} on "
-          f"{jax.devices()[0].platform}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n")
-    print("| case | vf_jax (s) | original (s) | vf_jax / original |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, ours, ref in rows:
-        print(f"| {name} | {ours:.2f} | {ref:.2f} | {ours / ref:.2f} |")
+    with record.results("restore_speed", args.record):
+        print(f"\nmachine: {os.cpu_count()} cores; jax {jax.__version__} on "
+              f"{jax.devices()[0].platform}; torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads\n")
+        print("| case | vf_jax (s) | original (s) | vf_jax / original |")
+        print("| --- | ---: | ---: | ---: |")
+        for name, ours, ref in rows:
+            print(f"| {name} | {ours:.2f} | {ref:.2f} | {ours / ref:.2f} |")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ from vf_jax import aot
 from vf_jax.audio.io import SAMPLE_RATE  # noqa: E402
 from vf_jax.models import layers, vocoder  # noqa: E402
 
+import record  # noqa: E402  (benchmarks/record.py)
+
 TAPS = 3
 # Any dilation: the TPU form's traffic does not depend on it (1 and 2187 measured the same).
 DILATION = 27
@@ -111,44 +113,45 @@ def main(argv=None) -> int:
     parser.add_argument("--topology", default="v5e:2x2")
     parser.add_argument("--windows", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
+    record.add_flag(parser)
     args = parser.parse_args(argv)
     mesh = aot.topology_mesh(args.topology, chips=1)
     chip = aot.chip_of(mesh)
     frames = round(args.seconds * SAMPLE_RATE / vocoder.HOP)
-    print(f"One kernel-3 convolution per residual stack, {args.windows} x {args.seconds:g} s, "
-          f"one chip of {args.topology} (ridge {chip['peak_flops'] / chip['bandwidth']:.0f} "
-          "FLOP/byte)\n")
-    print("| channels | samples | precision | estimate ms | utilisation | traffic (passes) "
-          "| ceiling at 2 passes |")
-    print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
-    weights, compiled = [], {"float32": [], "bf16": []}
-    for channels, per_frame in stacks():
-        samples = frames * per_frame
-        weights.append((channels, per_frame * channels * channels))   # FLOPs per frame / 6
-        for name, dtype in (("float32", jnp.float32), ("bf16", jnp.bfloat16)):
-            m = one_convolution(mesh, args.windows, channels, samples, dtype)
-            r = m["report"]
-            if r.error or r.modelled_seconds is None:
-                print(f"| {channels} | {samples} | {name} | {r.error} | | | |")
-                return 1
-            used = m["flops"] / r.modelled_seconds / chip["peak_flops"]
-            compiled[name].append(used)
-            print(f"| {channels} | {samples:,} | {name} | {r.modelled_seconds * 1e3:.2f} "
-                  f"| {used:.0%} | {m['passes']:.1f} "
-                  f"| {ceiling(channels, jnp.dtype(dtype).itemsize, chip):.0%} |", flush=True)
-    total = sum(w for _, w in weights)
-    print()
-    for name, size in (("float32", 4), ("bf16", 2)):
-        best = total / sum(w / ceiling(c, size, chip) for c, w in weights)
-        now = total / sum(w / u for (_, w), u in zip(weights, compiled[name]))
-        print(f"The four stacks' convolutions together, {name}: {now:.0%} of the peak as "
-              f"compiled, at most {best:.0%} with every convolution at 2 passes")
-    xla, declared, inflated = pallas_estimates(mesh)
-    print(f"\nA 128 x 128 x {128 * 2048:,} product: XLA's {xla * 1e3:.3f} ms; as a Pallas "
-          f"kernel declaring its FLOPs {declared * 1e3:.3f} ms, declaring 1000x "
-          f"{inflated * 1e3:.3f} ms (1000x the FLOPs at the peak: "
-          f"{1000 * 2 * 128 * 128 * 128 * 2048 / chip['peak_flops'] * 1e3:.3f} ms): "
-          "the estimate of a kernel is its declaration.")
+    with record.results("tpu_ceilings", args.record):
+        print(f"One kernel-3 convolution per residual stack, {args.windows} x {args.seconds:g} s, "
+              f"one chip of {args.topology} (ridge {chip['peak_flops'] / chip['bandwidth']:.0f} "
+              "FLOP/byte)\n")
+        print("| channels | samples | precision | estimate ms | utilisation | traffic (passes) "
+              "| ceiling at 2 passes |")
+        print("| ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+        weights, compiled = [], {"float32": [], "bf16": []}
+        for channels, per_frame in stacks():
+            samples = frames * per_frame
+            weights.append((channels, per_frame * channels * channels))   # FLOPs per frame / 6
+            for name, dtype in (("float32", jnp.float32), ("bf16", jnp.bfloat16)):
+                m = one_convolution(mesh, args.windows, channels, samples, dtype)
+                r = m["report"]
+                if r.error or r.modelled_seconds is None:
+                    raise SystemExit(f"{channels} channels, {name}: {r.error}")
+                used = m["flops"] / r.modelled_seconds / chip["peak_flops"]
+                compiled[name].append(used)
+                print(f"| {channels} | {samples:,} | {name} | {r.modelled_seconds * 1e3:.2f} "
+                      f"| {used:.0%} | {m['passes']:.1f} "
+                      f"| {ceiling(channels, jnp.dtype(dtype).itemsize, chip):.0%} |", flush=True)
+        total = sum(w for _, w in weights)
+        print()
+        for name, size in (("float32", 4), ("bf16", 2)):
+            best = total / sum(w / ceiling(c, size, chip) for c, w in weights)
+            now = total / sum(w / u for (_, w), u in zip(weights, compiled[name]))
+            print(f"The four stacks' convolutions together, {name}: {now:.0%} of the peak as "
+                  f"compiled, at most {best:.0%} with every convolution at 2 passes")
+        xla, declared, inflated = pallas_estimates(mesh)
+        print(f"\nA 128 x 128 x {128 * 2048:,} product: XLA's {xla * 1e3:.3f} ms; as a Pallas "
+              f"kernel declaring its FLOPs {declared * 1e3:.3f} ms, declaring 1000x "
+              f"{inflated * 1e3:.3f} ms (1000x the FLOPs at the peak: "
+              f"{1000 * 2 * 128 * 128 * 128 * 2048 / chip['peak_flops'] * 1e3:.3f} ms): "
+              "the estimate of a kernel is its declaration.")
     return 0
 
 

@@ -21,7 +21,9 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
+
+import record  # noqa: E402  (benchmarks/record.py)
 
 
 def timed(fn, steps: int) -> float:
@@ -37,18 +39,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3.0)
+    record.add_flag(ap)
     args = ap.parse_args()
 
     import jax
     import jax.numpy as jnp
     import torch
 
-    from configs.common import analysis_config
-    from vf_jax.training import parallel
+    from configs import resunet
     from vf_jax.audio.synthetic import training_batch
+    from vf_jax.training import parallel
     from vf_jax.training.analysis import step as ts
 
-    config = analysis_config("unet")
+    config = resunet.get_config()
     config.crop_seconds = args.seconds
     batch = training_batch(args.batch, args.seconds)
     keys = jax.random.split(jax.random.PRNGKey(0), args.batch)
@@ -82,8 +85,8 @@ def main() -> None:
     # The original's network in PyTorch (imported offline: placeholder weights).
     import tempfile
 
-    import oracle
-    oracle.offline_home(pathlib.Path(tempfile.mkdtemp(prefix="vf_jax_bench_")) / "home")
+    from vf_jax import original
+    original.offline_home(pathlib.Path(tempfile.mkdtemp(prefix="vf_jax_bench_")) / "home")
     from voicefixer.restorer.model_kqq_bn import UNetResComplex_100Mb
     torch.manual_seed(0)
     net = UNetResComplex_100Mb(channels=1).train()
@@ -99,16 +102,17 @@ def main() -> None:
         opt.step()
     theirs = timed(torch_step, args.steps)
 
-    print(f"\njax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); batch {args.batch} x {args.seconds:g} s "
-          f"({mel_in.shape[1]} frames)\n")
-    print("| step | seconds | examples/s |")
-    print("| --- | ---: | ---: |")
-    print(f"| vf_jax VF-UNet update | {ours:.2f} | {args.batch / ours:.2f} |")
-    print(f"| vf_jax whole step (with degradations and front end) | {ours_full:.2f} | "
-          f"{args.batch / ours_full:.2f} |")
-    print(f"| original ResUNet, PyTorch | {theirs:.2f} | {args.batch / theirs:.2f} |")
-    print(f"| ratio vf_jax update / original (examples/s) | | {theirs / ours:.2f} |")
+    with record.results("train_speed", args.record):
+        print(f"\njax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} "
+              f"({torch.get_num_threads()} threads); batch {args.batch} x {args.seconds:g} s "
+              f"({mel_in.shape[1]} frames)\n")
+        print("| step | seconds | examples/s |")
+        print("| --- | ---: | ---: |")
+        print(f"| vf_jax VF-UNet update | {ours:.2f} | {args.batch / ours:.2f} |")
+        print(f"| vf_jax whole step (with degradations and front end) | {ours_full:.2f} | "
+              f"{args.batch / ours_full:.2f} |")
+        print(f"| original ResUNet, PyTorch | {theirs:.2f} | {args.batch / theirs:.2f} |")
+        print(f"| ratio vf_jax update / original (examples/s) | | {theirs / ours:.2f} |")
 
 
 if __name__ == "__main__":

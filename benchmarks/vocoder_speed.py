@@ -33,7 +33,9 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
+
+import record  # noqa: E402  (benchmarks/record.py)
 
 
 def timed(fn, steps: int) -> float:
@@ -58,8 +60,8 @@ def torch_generator_step(config, speech: np.ndarray, feats: np.ndarray, frames: 
     import librosa
     import torch
 
-    import oracle
-    oracle.offline_home(pathlib.Path(tempfile.mkdtemp(prefix="vf_jax_bench_")) / "home")
+    from vf_jax import original
+    original.offline_home(pathlib.Path(tempfile.mkdtemp(prefix="vf_jax_bench_")) / "home")
     from voicefixer.vocoder.config import Config
     from voicefixer.vocoder.model.generator import Generator
     Config.refresh(44100)
@@ -112,19 +114,20 @@ def main() -> None:
     ap.add_argument("--crop", type=float, default=0.5, help="seconds per training example")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--infer-seconds", type=float, default=5.0)
+    record.add_flag(ap)
     args = ap.parse_args()
 
     import jax
     import jax.numpy as jnp
     import torch
 
+    from configs import tfgan, tfgan_tiny
     from vf_jax import compilation
     from vf_jax.models import weight_norm
-    from vf_jax.training.vocoder import step as vts
-    from vf_jax.training.vocoder import train as vt
     from vf_jax.models.vocoder import TFGANGenerator
+    from vf_jax.training.vocoder import step as vts
 
-    config = vt.base_config() if args.size == "published" else vt.tiny_config()
+    config = (tfgan if args.size == "published" else tfgan_tiny).get_config()
     speech = speech_batch(args.batch, int(round(args.crop * 44100)))
     feats, frames = jax.jit(vts.vocoder_input)(jnp.asarray(speech))
     feats = np.asarray(feats)
@@ -170,25 +173,26 @@ def main() -> None:
                 torch.nn.utils.parametrize.remove_parametrizations(m, "weight")
         t_torch_plain = timed(lambda: gen_torch(xt), args.steps)
 
-    print(f"\njax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); {args.size} generator "
-          f"({weight_norm.param_count(folded):,} parameters); training batch {args.batch} x "
-          f"{args.crop:g} s\n")
-    print("| training | seconds/step | examples/s |")
-    print("| --- | ---: | ---: |")
-    for name, sec in rows:
-        print(f"| {name} | {sec:.3f} | {args.batch / sec:.2f} |")
-    print(f"| ratio vf_jax / original, generator-only (examples/s) | | "
-          f"{rows[1][1] / rows[0][1]:.2f} |")
-    print(f"\n| inference, {args.infer_seconds:g} s of audio | seconds | x real time |")
-    print("| --- | ---: | ---: |")
-    for name, sec in (("vf_jax folded (restorer)", t_folded),
-                      ("vf_jax weight-normed (training form)", t_unfolded),
-                      ("original, weight norm removed", t_torch_plain),
-                      ("original, weight-normed", t_torch_wn)):
-        print(f"| {name} | {sec:.3f} | {args.infer_seconds / sec:.1f} |")
-    print(f"| ratio weight-normed / folded time, vf_jax | {t_unfolded / t_folded:.3f} | |")
-    print(f"| ratio original / vf_jax time, folded | {t_torch_plain / t_folded:.2f} | |")
+    with record.results("vocoder_speed", args.record):
+        print(f"\njax {jax.__version__} on {jax.devices()[0].platform}; torch {torch.__version__} "
+              f"({torch.get_num_threads()} threads); {args.size} generator "
+              f"({weight_norm.param_count(folded):,} parameters); training batch {args.batch} x "
+              f"{args.crop:g} s\n")
+        print("| training | seconds/step | examples/s |")
+        print("| --- | ---: | ---: |")
+        for name, sec in rows:
+            print(f"| {name} | {sec:.3f} | {args.batch / sec:.2f} |")
+        print(f"| ratio vf_jax / original, generator-only (examples/s) | | "
+              f"{rows[1][1] / rows[0][1]:.2f} |")
+        print(f"\n| inference, {args.infer_seconds:g} s of audio | seconds | x real time |")
+        print("| --- | ---: | ---: |")
+        for name, sec in (("vf_jax folded (restorer)", t_folded),
+                          ("vf_jax weight-normed (training form)", t_unfolded),
+                          ("original, weight norm removed", t_torch_plain),
+                          ("original, weight-normed", t_torch_wn)):
+            print(f"| {name} | {sec:.3f} | {args.infer_seconds / sec:.1f} |")
+        print(f"| ratio weight-normed / folded time, vf_jax | {t_unfolded / t_folded:.3f} | |")
+        print(f"| ratio original / vf_jax time, folded | {t_torch_plain / t_folded:.2f} | |")
 
 
 if __name__ == "__main__":

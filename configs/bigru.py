@@ -1,11 +1,11 @@
-r"""VF-BiGRU on the GSR data (the paper's settings).
+r"""VF-BiGRU on the GSR data, with the paper's settings (those of configs/resunet.py).
 
     python -m train.analysis --config configs/bigru.py --workdir runs/bigru \
         --config.data_dir=data/
 """
 
-from configs.common import analysis_config
+from configs import resunet
 
 
 def get_config():
-    return analysis_config("bigru")
+    return resunet.get_config(model="bigru")

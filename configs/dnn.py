@@ -1,11 +1,11 @@
-r"""VF-DNN on the GSR data (the paper's settings).
+r"""VF-DNN on the GSR data, with the paper's settings (those of configs/resunet.py).
 
     python -m train.analysis --config configs/dnn.py --workdir runs/dnn \
         --config.data_dir=data/
 """
 
-from configs.common import analysis_config
+from configs import resunet
 
 
 def get_config():
-    return analysis_config("dnn")
+    return resunet.get_config(model="dnn")

@@ -45,7 +45,7 @@ compilation.enable_compilation_cache()
 @pytest.fixture(scope="session")
 def oracle(tmp_path_factory):
     """The original package with seeded random weights, and its checkpoint files."""
-    import oracle as oracle_lib
+    from vf_jax import original as oracle_lib
     home_before = os.environ.get("HOME")
     home = tmp_path_factory.mktemp("oracle_home")
     original, vf_path, voc_path = oracle_lib.make_oracle(home)
@@ -73,41 +73,15 @@ def weights_dir(converted, tmp_path_factory):
     return str(path)
 
 
-SMALL_VOCODER = {"channels": 32, "cond_channels": 16, "resstack_depth": 2}
-
-
 @pytest.fixture(scope="session")
 def small_weights_dir(tmp_path_factory):
     """A weights folder with seeded random VF-BiGRU analysis and a small
-    generator (:data:`SMALL_VOCODER`), as ``python -m vf_jax export`` writes
-    one: for the tests of restoring's behaviour (files, rates, channels,
-    windows, errors), which compile and run ten times faster with it than with
-    the published sizes. Parity with the original uses :func:`weights_dir`."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from vf_jax.models import registry as models
-    from vf_jax.models import weight_norm
-    from vf_jax.restoration import weights
-    from vf_jax.compilation import jit_init
-    from vf_jax.models.vocoder import TFGANGenerator
-    a_key, v_key = jax.random.split(jax.random.PRNGKey(0))
-    analysis = jit_init(models.analysis_module("bigru").init)(a_key, jnp.zeros((1, 8, 128)))
-    vocoder = jit_init(TFGANGenerator(**SMALL_VOCODER).init)(v_key, jnp.zeros((1, 8, 128)))
-    # N(0, 0.02) kernels (MelGAN's training start) make near-silence in so
-    # small a generator; He-scaled ones make sound, as trained weights do.
-    rng = np.random.default_rng(1)
-    vocoder = jax.tree_util.tree_map_with_path(
-        lambda path, x: (rng.standard_normal(x.shape) * np.sqrt(
-            (0.02 if path[1].key == "conv_out" else 2.0) / np.prod(x.shape[:-1])))
-        .astype(np.float32) if path[-1].key == "kernel" else x, vocoder)
-    variables = jax.tree_util.tree_map(np.asarray, {"analysis": dict(analysis),
-                                                    "vocoder": dict(vocoder)})
-    assert not weight_norm.is_weight_normed(variables["vocoder"])
-    path = tmp_path_factory.mktemp("weights") / "small"
-    weights.save(str(path), variables, weights.describe("bigru", vocoder_size=SMALL_VOCODER))
-    return str(path)
+    generator (:func:`helpers.write_small_weights`): for the tests of
+    restoring's behaviour (files, rates, channels, windows, errors), which
+    compile and run ten times faster with it than with the published sizes.
+    Parity with the original uses :func:`weights_dir`."""
+    from helpers import write_small_weights
+    return write_small_weights(str(tmp_path_factory.mktemp("weights") / "small"))
 
 
 # The slowest modules first (measured with --durations): with

@@ -13,15 +13,46 @@ if ROOT not in sys.path:
 
 from vf_jax.data.clip import load_clip  # noqa: E402
 from vf_jax.training.vocoder import step as vts  # noqa: E402
-from vf_jax.training.vocoder import train as vt  # noqa: E402
+
+# --------------------------------------------------------- restoration ---
+
+SMALL_VOCODER = {"channels": 32, "cond_channels": 16, "resstack_depth": 2}
+
+
+def write_small_weights(path: str) -> str:
+    """A weights folder at ``path`` with seeded random VF-BiGRU analysis and a
+    small generator (:data:`SMALL_VOCODER`), as ``python -m vf_jax export``
+    writes one; returns ``path``."""
+    import jax.numpy as jnp
+
+    from vf_jax.compilation import jit_init
+    from vf_jax.models import registry as models
+    from vf_jax.models import weight_norm
+    from vf_jax.models.vocoder import TFGANGenerator
+    from vf_jax.restoration import weights
+    a_key, v_key = jax.random.split(jax.random.PRNGKey(0))
+    analysis = jit_init(models.analysis_module("bigru").init)(a_key, jnp.zeros((1, 8, 128)))
+    vocoder = jit_init(TFGANGenerator(**SMALL_VOCODER).init)(v_key, jnp.zeros((1, 8, 128)))
+    # N(0, 0.02) kernels (MelGAN's training start) make near-silence in so
+    # small a generator; He-scaled ones make sound, as trained weights do.
+    rng = np.random.default_rng(1)
+    vocoder = jax.tree_util.tree_map_with_path(
+        lambda path, x: (rng.standard_normal(x.shape) * np.sqrt(
+            (0.02 if path[1].key == "conv_out" else 2.0) / np.prod(x.shape[:-1])))
+        .astype(np.float32) if path[-1].key == "kernel" else x, vocoder)
+    variables = jax.tree_util.tree_map(np.asarray, {"analysis": dict(analysis),
+                                                    "vocoder": dict(vocoder)})
+    assert not weight_norm.is_weight_normed(variables["vocoder"])
+    weights.save(path, variables, weights.describe("bigru", vocoder_size=SMALL_VOCODER))
+    return path
 
 
 # ----------------------------------------------------------- analysis ---
 
 def analysis_config(model: str, crop_seconds: float = 0.5):
     """A paper config of ``model`` for short crops, learning fast (warm-up 1 step)."""
-    from configs.common import analysis_config
-    c = analysis_config(model)
+    from configs import resunet
+    c = resunet.get_config(model)
     c.crop_seconds = crop_seconds
     c.learning_rate, c.warmup_steps = 1e-3, 1
     return c
@@ -42,7 +73,8 @@ def vocoder_config(**overrides):
     """The tiny config, smaller still: a generator step takes ~30 ms on a CPU.
     Every kind of discriminator, fewer of each (two waveform scales, one
     spectrogram resolution, two sub-bands): compiling is what costs here."""
-    c = vt.tiny_config()
+    from configs import tfgan_tiny
+    c = tfgan_tiny.get_config()
     c.generator.update({"channels": 32, "cond_channels": 16, "resstack_depth": 2})
     c.discriminators.update({"waveform_channels": 4, "max_channels": 16,
                              "spectrogram_channels": 4, "scales": 2,

@@ -31,7 +31,8 @@ def test_a_vocoder_run_from_before_the_move_resumes_with_its_arrays(tmp_path, ca
     # have resumed, trained nothing and set no checkpoint aside as unreadable.
     assert "resumed from step 1" in capfd.readouterr().err
     assert not (run / "broken_checkpoints").exists()
-    assert (run / "metrics.jsonl").read_text() == (FIXTURES / "vocoder_run/metrics.jsonl").read_text()
+    logged = (FIXTURES / "vocoder_run" / "metrics.jsonl").read_text()
+    assert (run / "metrics.jsonl").read_text() == logged
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(state)]
     saved = np.load(FIXTURES / "vocoder_state.npz")
     assert len(leaves) == len(saved.files) > 50

@@ -8,8 +8,9 @@ import pytest
 import soundfile as sf
 
 from vf_jax.audio.synthetic import speech_like
-from vf_jax.data import builders, loader, sources
+from vf_jax.data import builders, loader
 from vf_jax.data import prepare as build_lib
+from vf_jax.data import sources
 from vf_jax.data.__main__ import main as data_main
 
 SR = 44100

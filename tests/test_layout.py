@@ -1,5 +1,7 @@
 """The package's layout: imports point down its layers, with no cycle, not
-even one hidden inside a function, and every module imports on its own."""
+even one hidden inside a function, and every module imports on its own. The
+training configs (``configs/``) are a layer of their own: they use the
+library's parts, and its top layer (the demo, the ahead-of-time programs) uses them."""
 
 import ast
 import pathlib
@@ -7,43 +9,45 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "vf_jax"
+OURS = ("vf_jax", "configs")
+PACKAGES = tuple(ROOT / name for name in OURS)
 
 # Lowest first. A module may import from its own layer (without cycles) or
 # from a lower one.
 LAYERS = [
-    ("vf_jax.errors", "vf_jax.backends", "vf_jax.compilation", "vf_jax.aot"),
+    ("vf_jax.errors", "vf_jax.backends", "vf_jax.compilation", "vf_jax.aot", "vf_jax.original"),
     ("vf_jax.audio",),
     ("vf_jax.models",),
     ("vf_jax.data",),
     ("vf_jax.restoration",),
     ("vf_jax.evaluation",),
     ("vf_jax.training",),
+    ("configs",),
     ("vf_jax.commands", "vf_jax.cli", "vf_jax.programs", "vf_jax.__main__"),
 ]
 
 
 def module_names() -> list[str]:
     names = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in sorted(p for package in PACKAGES for p in package.rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
         names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return names
 
 
 def imports_of(module: str, known: set[str]) -> set[str]:
-    """Every vf_jax module ``module`` imports, anywhere in its file."""
+    """Every module of vf_jax or configs ``module`` imports, anywhere in its file."""
     path = ROOT / (module.replace(".", "/") + ".py")
     if not path.exists():
         path = ROOT / module.replace(".", "/") / "__init__.py"
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("vf_jax"):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(OURS):
             for alias in node.names:
                 sub = f"{node.module}.{alias.name}"
                 out.add(sub if sub in known else node.module)
         elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.startswith("vf_jax"))
+            out.update(a.name for a in node.names if a.name.startswith(OURS))
     out.discard(module)
     return out
 
@@ -58,12 +62,13 @@ def layer_of(module: str) -> int:
 def graph() -> dict[str, set[str]]:
     names = module_names()
     known = set(names)
-    return {m: {d for d in imports_of(m, known) if d != "vf_jax"} for m in names}
+    return {m: {d for d in imports_of(m, known) if d not in OURS}
+            for m in names}
 
 
 def test_imports_point_down_the_layers():
     wrong = [f"{m} (layer {layer_of(m)}) imports {d} (layer {layer_of(d)})"
-             for m, deps in graph().items() if m != "vf_jax" for d in deps
+             for m, deps in graph().items() if m not in OURS for d in deps
              if layer_of(d) > layer_of(m)]
     assert not wrong, "\n".join(wrong)
 

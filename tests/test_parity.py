@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import oracle as oracle_lib
+from vf_jax import original as oracle_lib
 from vf_jax.audio import mel as mel_lib
 from vf_jax.audio.synthetic import voiced_signal
 from vf_jax.models.analysis import ReleasedAnalysis

@@ -46,8 +46,8 @@ SMALL_VOCODER = (("channels", 32), ("cond_channels", 16), ("resstack_depth", 2))
 
 
 def _tiny_vocoder_config():
-    from vf_jax.training.vocoder import train as vocoder_training
-    return vocoder_training.tiny_config()
+    from configs import tfgan_tiny
+    return tfgan_tiny.get_config()
 
 
 @pytest.mark.parametrize("name, build", [

@@ -16,9 +16,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from conftest import TEST_XLA_FLAGS  # noqa: E402
 from configs.tiny import get_config  # noqa: E402
 from train.analysis import TrainingStopped, train_and_evaluate  # noqa: E402
+
+from conftest import TEST_XLA_FLAGS  # noqa: E402
 
 
 def tiny(steps, **overrides):
@@ -131,8 +132,8 @@ def test_time_budget_saves_and_stops(tmp_path, capsys):
 
 
 def test_checkpoints_keep_the_newest_and_the_best(tmp_path):
-    from vf_jax.training import checkpoints
     from vf_jax.data import loader
+    from vf_jax.training import checkpoints
     data_iter = iter(loader.make_loader(loader.Sources(speech=[
         {"audio": np.zeros(44100, np.int16)}]), batch_size=1, seed=0, crop_seconds=0.1))
     mgr = checkpoints.manager(str(tmp_path), keep=2, best_metric="val/mel_l1")

@@ -10,10 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import analysis_config
 from vf_jax.audio.synthetic import training_batch
 from vf_jax.training import parallel
 from vf_jax.training.analysis import step as ts
+
+from helpers import analysis_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,10 +14,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from helpers import (COMPARED, CROP, GAN_START, clip_batch, mesh_step,  # noqa: E402
-                     vocoder_config)
 from vf_jax.training.vocoder import step as vts  # noqa: E402
 from vf_jax.training.vocoder import train as vt  # noqa: E402
+
+from helpers import COMPARED, CROP, GAN_START, clip_batch, mesh_step, vocoder_config  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def fixed_batch_run():
@@ -229,11 +230,11 @@ def analysis_run(tmp_path_factory):
 def test_export_trained_pair_restores(runs, analysis_run, tmp_path):
     """A trained analysis network and a trained vocoder become a weights
     folder the restorer loads; each half computes what it did in training."""
-    from vf_jax.training.analysis import train as analysis_training
-    from vf_jax.commands import demo
-    from vf_jax.restoration import restore
     from vf_jax.audio import mel as mel_lib
     from vf_jax.cli import main
+    from vf_jax.commands import demo
+    from vf_jax.restoration import restore
+    from vf_jax.training.analysis import train as analysis_training
     a_dir, a_config, a_state = analysis_run
     out = str(tmp_path / "pair")
     assert main(["export", "--analysis-workdir", a_dir, "--vocoder-workdir", runs["whole"],
@@ -258,8 +259,8 @@ def test_export_trained_pair_restores(runs, analysis_run, tmp_path):
 
 
 def test_export_pairs_released_weights_with_a_trained_vocoder(runs, weights_dir, tmp_path):
-    from vf_jax.restoration import restore
     from vf_jax.cli import main
+    from vf_jax.restoration import restore
     out = str(tmp_path / "pair")
     assert main(["export", "--analysis-workdir", weights_dir, "--vocoder-workdir",
                  runs["whole"], "--out", out, "--checkpoint", "latest"]) == 0
@@ -290,9 +291,10 @@ def test_export_errors_are_one_line(runs, weights_dir, tmp_path, capsys, args, m
 def test_fine_tuning_starts_from_the_published_vocoder(weights_dir):
     """``init_weights``: the converted vocoder, unfolded, is the generator the
     run starts from (and its EMA)."""
+    from configs import tfgan
     from vf_jax.models import weight_norm
     from vf_jax.restoration import weights
-    config = vt.base_config()
+    config = tfgan.get_config()
     params = vt.generator_from_weights(config, weights_dir)
     folded = weights.load(weights_dir)[0]["vocoder"]["params"]
     refolded = weight_norm.fold(params)

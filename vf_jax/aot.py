@@ -20,7 +20,8 @@ import math
 import time
 
 import jax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 # Per chip: HBM bytes, peak bf16 FLOP/s, HBM bandwidth in bytes/s (public TPU
 # system specifications).

@@ -5,14 +5,14 @@
 - :func:`jit` is ``jax.jit`` with :func:`compiler_options`. On CPU, XLA hands
   convolutions to YNNPACK by default; for the ResUNet's 2-D convolutions with
   32-64 channels its kernels are slower than XLA's own, and so is the whole
-  analysis network (``benchmarks/conv_kernels.py`` measures both; the README's
-  "Benchmarks" gives the figures). Those fusions are turned off for our functions only;
+  analysis network (``benchmarks/conv_kernels.py`` measures both; the figures
+  are in ``benchmarks/README.md``). Those fusions are turned off for our functions only;
   ``VF_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults.
 - :func:`jit_init` compiles parameter initialisation, which is nothing but
   one random draw per parameter: XLA:CPU spends seconds optimising each
   draw's fusion, so these programs are compiled at optimisation level 1,
   which compiles them several times faster and runs them about as fast
-  (measured on the tiny vocoder's generator; the README's "Benchmarks").
+  (measured on the tiny vocoder's generator; ``benchmarks/README.md``, "Measured choices").
   The draws are the same distribution; their rounding differs from level 2's,
   so a seed's parameters are those of this setting.
 """

@@ -73,8 +73,8 @@ def _raw_batch(size: int, crop_seconds: float) -> dict:
 # ----------------------------------------------------------- analysis ---
 
 def analysis_config(model: str, crop_seconds: float = 3.0, bf16: bool = False):
-    from vf_jax.training.analysis import train as analysis_training
-    config = analysis_training.base_config(model)
+    from configs import resunet
+    config = resunet.get_config(model)
     config.crop_seconds = crop_seconds
     config.bf16 = bf16
     return config
@@ -107,8 +107,8 @@ def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
 
 def vocoder_config(crop_seconds: float = 0.5, bf16: bool = False, generator=None,
                    discriminators=None):
-    from vf_jax.training.vocoder import train as vocoder_training
-    config = vocoder_training.base_config()
+    from configs import tfgan
+    config = tfgan.get_config()
     config.crop_seconds = crop_seconds
     config.bf16 = bf16
     if generator:

@@ -10,14 +10,16 @@ import sys
 import jax
 
 jax.config.update("jax_num_cpu_devices", 8)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [TESTS, os.path.dirname(TESTS)]   # tests/ (helpers) and the repository
 
 import numpy as np  # noqa: E402
 
-from helpers import analysis_config  # noqa: E402
 from vf_jax.audio.synthetic import training_batch  # noqa: E402
 from vf_jax.training import parallel  # noqa: E402
 from vf_jax.training.analysis import step as ts  # noqa: E402
+
+from helpers import analysis_config  # noqa: E402
 
 config = analysis_config("bigru")
 # A large epsilon keeps Adam from turning rounding-level gradients into whole

@@ -9,10 +9,12 @@ import sys
 import jax
 
 jax.config.update("jax_num_cpu_devices", 8)
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [TESTS, os.path.dirname(TESTS)]   # tests/ (helpers) and the repository
+
+from vf_jax import compilation  # noqa: E402
 
 from helpers import gan_step_on_devices, vocoder_config  # noqa: E402
-from vf_jax import compilation  # noqa: E402
 
 compilation.enable_compilation_cache()
 with open(sys.argv[1], "rb") as f:

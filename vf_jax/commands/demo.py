@@ -4,10 +4,10 @@ Writes ``clean.wav``, ``degraded.wav``, ``restored.wav``, ``spectrograms.png``
 and ``metrics.md`` into the output folder.
 
 With converted weights, ``restored.wav`` is VoiceFixer's restoration. Without
-them, the demo trains the tiny VF-DNN (``vf_jax.training.analysis.train.tiny_config``) for
-about a minute on this one clip, restores the mel with it and makes sound with
-Griffin-Lim: a working end-to-end run of the training and restoration code,
-not VoiceFixer's quality (the network has seen only this clip, and Griffin-Lim
+them, the demo trains the tiny VF-DNN (``configs/tiny.py``) for about a minute
+on this one clip, restores the mel with it and makes sound with Griffin-Lim: a
+working end-to-end run of the training and restoration code, not VoiceFixer's
+quality (the network has seen only this clip, and Griffin-Lim
 is no vocoder).
 
 The degradation is the training data's GSR chain on device
@@ -84,10 +84,11 @@ def restore_with_tiny_model(degraded: np.ndarray, train_seconds: float, seed: in
     folder), restore ``degraded``'s mel with it, Griffin-Lim."""
     import tempfile
 
-    from vf_jax.training.analysis import train as analysis_training
-    from vf_jax.audio import mel_inversion
+    from configs import tiny
     from vf_jax.audio import mel as mel_lib
-    config = analysis_training.tiny_config()
+    from vf_jax.audio import mel_inversion
+    from vf_jax.training.analysis import train as analysis_training
+    config = tiny.get_config()
     config.num_steps = train_steps or 10 ** 9          # else the time budget stops it
     config.max_train_seconds = 0.0 if train_steps else float(train_seconds)
     config.eval_every = 0

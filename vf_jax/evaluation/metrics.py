@@ -162,6 +162,7 @@ def si_sdr_jax(reference, estimate):
 def pesq_wb(reference: np.ndarray, estimate: np.ndarray, rate: int) -> float:
     """Wide-band PESQ at 16 kHz; NaN when PESQ finds no speech."""
     from pesq import pesq
+
     from vf_jax.audio import io as audio_io
     ref = audio_io.resample(np.asarray(reference, np.float32)[:, None], rate, 16000)[:, 0]
     est = audio_io.resample(np.asarray(estimate, np.float32)[:, None], rate, 16000)[:, 0]
@@ -182,6 +183,7 @@ def stoi(reference: np.ndarray, estimate: np.ndarray, rate: int) -> float:
 def dnsmos(estimate: np.ndarray, rate: int) -> dict[str, float]:
     """DNSMOS P.835 (SIG, BAK, OVRL) and P.808 of the estimate alone."""
     from speechmos import dnsmos as dnsmos_lib
+
     from vf_jax.audio import io as audio_io
     x = audio_io.resample(np.asarray(estimate, np.float32)[:, None], rate, 16000)[:, 0]
     peak = float(np.max(np.abs(x))) if x.size else 0.0

@@ -183,7 +183,7 @@ def conv_transpose(x, kernel, stride: Sequence[int], padding: Sequence[int],
     interior padding), then a plain stride-1 convolution with the flipped
     kernel. Equal to ``conv_general_dilated(lhs_dilation=stride)``, but its
     gradients are plain convolutions too: on CPU the lhs-dilated form's
-    backward pass ran 15-40x slower (``benchmarks/train_speed.py``).
+    backward pass ran many times slower (``benchmarks/README.md``, "Measured choices").
     """
     nd = len(stride)
     output_padding = output_padding or (0,) * nd
@@ -210,7 +210,7 @@ def conv1d(x, kernel, padding: tuple[int, int] = (0, 0), dilation: int = 1):
       product. As a convolution, the vocoder's dilated layers compile
       slowly for a TPU, and its cost model does not price them; as a
       product they compile in a second or two and move less memory
-      (``benchmarks/tpu_ceilings.py``; the README's figures).
+      (``benchmarks/tpu_ceilings.py``; figures in ``benchmarks/README.md``).
     """
     k, c, o = kernel.shape
     if backends.family() == "tpu":
@@ -247,8 +247,7 @@ def strided_conv(x, kernel, strides: Sequence[int], padding: Sequence[tuple[int,
     ``ceil(k / s)`` shifted copies of ``X``. The result is the same; the
     gradients are what changes: on CPU, XLA's strided and grouped convolutions
     take tens of times their forward time to differentiate, these about
-    twice (MelGAN's grouped kernel-41 stride-4 layer; ``benchmarks/vocoder_speed.py``,
-    figures in the README's "Benchmarks").
+    twice (MelGAN's grouped kernel-41 stride-4 layer; ``benchmarks/README.md``, "Measured choices").
     """
     nd = len(strides)
     k, cg, out = kernel.shape[:nd], kernel.shape[nd], kernel.shape[nd + 1]

@@ -7,7 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from vf_jax.models.analysis import ReleasedAnalysis, VFBiGRU, VFDNN, VFUNet
+from vf_jax.models.analysis import VFDNN, ReleasedAnalysis, VFBiGRU, VFUNet
 from vf_jax.models.vocoder import TFGANGenerator
 
 ANALYSIS_KINDS = {"released": ReleasedAnalysis, "unet": VFUNet, "bigru": VFBiGRU,

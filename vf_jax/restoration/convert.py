@@ -309,7 +309,7 @@ def convert(analysis_path: str, vocoder_path: str | None):
 
     ``variables = {"analysis": {"params", "batch_stats"}, "vocoder": {"params"}}``.
     """
-    from vf_jax.models import registry as models   # template shapes without running the networks
+    from vf_jax.models import registry as models  # template shapes without running the networks
 
     report: list[str] = []
     a_state = load_torch_state(analysis_path)

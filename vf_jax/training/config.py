@@ -1,8 +1,8 @@
 """The settings every training shares, declared once: the loop, data
 parallelism, the optimiser's common keys, input, validation, checkpoints and
-logs. Each family (:func:`vf_jax.training.analysis.train.base_config`,
-:func:`vf_jax.training.vocoder.train.base_config`) starts from :func:`base`,
-sets its own values for these keys and adds its own; the loop reads them as
+logs. Each family's config file (``configs/resunet.py`` for the analysis
+networks, ``configs/tfgan.py`` for the vocoder) starts from :func:`base`, sets
+its own values for these keys and adds its own; the loop reads them as
 attributes, so a missing key is an error, not a silent default."""
 
 from __future__ import annotations

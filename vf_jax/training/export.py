@@ -38,8 +38,8 @@ def load_analysis(path: str, which: str = "best") -> tuple[dict, str, dict]:
     config = training_loop.read_config(path)
     if "model" not in config:
         raise UserError(f"{path} is not an analysis training run (no model in its config)")
-    from vf_jax.training.analysis import train as analysis_training
     from vf_jax.training.analysis import step as ts
+    from vf_jax.training.analysis import train as analysis_training
     state, step = _run_state(path, lambda c: ts.init_state(c, jax.random.PRNGKey(0)), config,
                              which, analysis_training.BEST_METRIC)
     variables = {"params": state.params, "batch_stats": state.batch_stats}

@@ -30,8 +30,7 @@ from vf_jax.audio.io import SAMPLE_RATE
 from vf_jax.evaluation import metrics as metrics_lib
 from vf_jax.models import layers
 from vf_jax.models import registry as models
-from vf_jax.training import optim
-from vf_jax.training import parallel
+from vf_jax.training import optim, parallel
 
 FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
 

@@ -15,57 +15,16 @@ the last good checkpoint.
 
 from __future__ import annotations
 
-
 import jax
 import ml_collections
 import numpy as np
 
-from vf_jax.audio import degradations
-from vf_jax.training import config as config_lib
 from vf_jax.training import loop as training_loop
 from vf_jax.training import parallel
 from vf_jax.training.analysis import step as ts
 from vf_jax.training.loop import TrainingStopped  # noqa: F401  (the loop's stop)
 
 BEST_METRIC = "val/mel_l1"
-
-
-# ---------------------------------------------------------- settings ---
-
-def base_config(model: str) -> ml_collections.ConfigDict:
-    """The paper's settings (``docs/voicefixer.md``, "Training") for ``model``; the configs in
-    ``configs/`` start from these."""
-    c = config_lib.base()
-    c.model = model                     # released | unet | bigru | dnn
-    c.loss = "log_l1"                   # log_l1 (the code) | linear_l1 (the paper's text)
-    # Adam with AMSGrad, betas (0.5, 0.999); 5e-4, warm-up 100 steps, x0.9 every 40k.
-    c.learning_rate = 5e-4
-    c.warmup_steps = 100
-    c.lr_decay = 0.9
-    c.lr_decay_every = 40_000
-    c.b1, c.b2 = 0.5, 0.999
-    # Data: 3 s crops, batch 24 per device, degradations as the original.
-    c.batch_size_per_device = 24
-    c.crop_seconds = 3.0
-    c.rir_seconds = 1.0
-    c.degradation = degradations.gsr_config()
-    c.num_steps = 400_000
-    # Validation: a fixed set of crops with fixed degradations (mel L1, LSD,
-    # SiSPNR); the best checkpoint is judged on val/mel_l1.
-    c.update(eval_every=1000, eval_examples=64, eval_batch_size_per_device=8,
-             checkpoint_every=1000, log_every=10)
-    c.vocoder_weights = ""              # converted weights folder: listen through its vocoder
-    return c
-
-
-def tiny_config() -> ml_collections.ConfigDict:
-    """A tiny VF-DNN that trains on a CPU in minutes, on the shipped clip when
-    no data folder is given (``configs/tiny.py``, the demo's fallback)."""
-    c = base_config("dnn")
-    c.update(learning_rate=1e-3, warmup_steps=10, batch_size_per_device=4, crop_seconds=1.0,
-             rir_seconds=0.5, worker_count=0, num_steps=300, eval_every=100, eval_examples=8,
-             eval_batch_size_per_device=4, checkpoint_every=100)
-    return c
 
 
 def evaluate(eval_fn, params, batch_stats, batches, mesh, seed: int):

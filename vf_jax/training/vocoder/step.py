@@ -19,7 +19,7 @@ Before the discriminators start they are neither run nor updated: the two
 phases are two programs (``make_step(..., adversarial=False/True)``), and the
 loop picks one per step on the host (:func:`phase`). A ``lax.cond`` on the
 step would give one program, but XLA's CPU backend runs convolutions inside a
-conditional far slower than outside (the README's "Benchmarks"), and both
+conditional far slower than outside (``benchmarks/README.md``, "Measured choices"), and both
 phases would carry the other's buffers.
 """
 

@@ -17,63 +17,11 @@ import ml_collections
 import numpy as np
 
 from vf_jax.errors import UserError
-from vf_jax.models import discriminators
-from vf_jax.training import config as config_lib
 from vf_jax.training import loop as training_loop
 from vf_jax.training import parallel
 from vf_jax.training.vocoder import step as vts
 
 BEST_METRIC = "val/mel_l1"
-
-
-# ---------------------------------------------------------- settings ---
-
-def base_config() -> ml_collections.ConfigDict:
-    """The published generator and the training settings; ``configs/tfgan.py``.
-
-    From ``docs/voicefixer.md``, "Vocoder": the training repository's
-    leftover vocoder config has learning rate 1e-3 for generator and
-    discriminators, EMA 0.99, batch 24,
-    discriminators from step 40k, λ_adv 4, λ_sc 5, λ_mag 5, λ_mel 50. The
-    rest is ours: Adam betas (0.5, 0.9) and N(0, 0.02) weights (MelGAN), λ_fm
-    10 (MelGAN's weight), the STFT resolutions of Parallel WaveGAN, 0.5 s crops.
-    """
-    c = config_lib.base()
-    c.generator = ml_collections.ConfigDict(
-        {"channels": 1024, "cond_channels": 512, "resstack_depth": 8})
-    c.discriminators = discriminators.config()
-    c.stft_resolutions = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
-    c.loss_weights = ml_collections.ConfigDict(
-        {"sc": 5.0, "mag": 5.0, "mel": 50.0, "adv": 4.0, "fm": 10.0})
-    c.discriminator_start = 40_000      # generator-only steps before the GAN losses
-    c.generator_learning_rate = 1e-3
-    c.discriminator_learning_rate = 1e-3
-    c.b1, c.b2 = 0.5, 0.9
-    c.lr_decay = 1.0
-    c.lr_decay_every = 100_000
-    c.ema_decay = 0.99
-    c.remat = "auto"                    # none | discriminators | all | auto (TPU: discriminators)
-    c.init_weights = ""                 # weights folder: fine-tune its vocoder
-    # Data: clean-speech crops of the speech dataset.
-    c.update(batch_size_per_device=24, crop_seconds=0.5, num_steps=1_000_000)
-    # Validation of the EMA generator on fixed clean crops.
-    c.update(eval_every=2000, eval_examples=32, eval_batch_size_per_device=4,
-             checkpoint_every=2000, log_every=20)
-    return c
-
-
-def tiny_config() -> ml_collections.ConfigDict:
-    """A small generator and small discriminators that train on a CPU in
-    minutes on the shipped clip (``configs/tfgan_tiny.py``)."""
-    c = base_config()
-    c.generator.update({"channels": 64, "cond_channels": 32, "resstack_depth": 3})
-    c.discriminators.update({"waveform_channels": 4, "max_channels": 64,
-                             "spectrogram_channels": 8})
-    c.discriminator_start = 200
-    c.update(batch_size_per_device=4, crop_seconds=0.25, worker_count=0, num_steps=400,
-             eval_every=100, eval_examples=4, eval_batch_size_per_device=4,
-             checkpoint_every=100, log_every=10)
-    return c
 
 
 # ---------------------------------------------------------- weights ---

@@ -1,5 +1,8 @@
-"""The original ``voicefixer`` 0.1.3 package (PyTorch) with seeded random weights,
-used only as the reference in tests.
+"""The original ``voicefixer`` 0.1.3 package (PyTorch) with seeded random weights:
+the reference the tests and the side-by-side benchmarks compare against.
+
+Nothing in the library imports this module, and it imports ``torch`` and
+``voicefixer`` only inside its functions (requirements-oracle.txt installs them).
 
 The package downloads its weights at import unless the files exist under
 ``~/.cache/voicefixer``; :func:`make_oracle` points ``HOME`` at a temporary folder
