@@ -44,7 +44,9 @@ def _revision() -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
                               text=True).stdout.strip()
     head = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = git("status", "--porcelain", "--untracked-files=no", "--", "vf_jax", "benchmarks")
+    # The code that was measured (this file's README is what recording changes).
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "vf_jax", "configs",
+                  "benchmarks/*.py")
     return head + (" with uncommitted changes" if changed else "")
 
 

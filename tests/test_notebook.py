@@ -49,3 +49,18 @@ def test_train_notebook_executes_on_two_cpu_devices(tmp_path, monkeypatch):
     assert (work / "runs" / "notebook" / "tensorboard").is_dir()
     assert (work / "train_results.png").exists() and (work / "restored_trained.wav").exists()
     assert sorted(os.listdir(work / "runs" / "notebook" / "checkpoints")) == ["12", "6"]
+
+
+def test_corpus_notebook_restores_a_folder_and_resumes(small_weights_dir, tmp_path, monkeypatch):
+    """The folder notebook on CPU: a toy folder cut from the shipped clip,
+    restored, the manifest read, files listened to, and a second run that
+    finds nothing left to do."""
+    monkeypatch.setenv("VF_JAX_NOTEBOOK_WEIGHTS", small_weights_dir)
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    _, work, outputs = execute("restore_corpus.ipynb", tmp_path, monkeypatch)
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "restored 6, skipped 0 (done before), failed 0 of 6 file(s)" in text
+    assert "6 done" in text and "0 failed" in text
+    assert "restored 0, skipped 6 (done before)" in text
+    assert len(list((work / "restored_corpus").rglob("*.wav"))) == 6
+    assert sum(o.get("output_type") == "display_data" for o in outputs) == 6   # 3 x before, after

@@ -170,6 +170,29 @@ def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
                    windows_per_chip, seconds, trailing=(_key(),))
 
 
+def restore_rows(rows_per_chip: int = 4, seconds: float = 10.0, kind: str = "released",
+                 vocoder_size: tuple = (), bf16: bool = False) -> Program:
+    """What restoring a folder runs (:meth:`vf_jax.restoration.restore.Restorer.restore_many`):
+    rows of many files' windows in one frame bucket, each with its own length."""
+    from vf_jax.restoration import restore as restore_lib
+    length = int(round(seconds * SAMPLE_RATE))
+    bucket = restore_lib.frame_bucket(restore_lib.FRONT_END.num_frames(length))
+    precision = "bf16" if bf16 else "float32"
+
+    def program(variables, wav, lengths):
+        return restore_lib._restore_rows(variables, wav, lengths, n_frames=bucket, kind=kind,
+                                         size=vocoder_size, precision=precision)
+
+    from vf_jax.models.vocoder import TFGANGenerator
+    vocoder = jax.eval_shape(lambda: TFGANGenerator(**dict(vocoder_size)).init(
+        jax.random.PRNGKey(0), jnp.zeros((1, 8, 128))))
+    variables = {"analysis": models.analysis_template(kind), "vocoder": vocoder}
+    name = f"restore rows x{rows_per_chip} of {seconds:g} s" + (" bf16" if bf16 else "")
+    return Program(name, program, (variables,),
+                   lambda n: (_struct((n, bucket * restore_lib.HOP)), _struct((n,), np.int32)),
+                   rows_per_chip, seconds)
+
+
 # -------------------------------------------------------- degradations ---
 
 def degrade(batch_per_chip: int = 24, crop_seconds: float = 3.0, config=None) -> Program:

@@ -60,14 +60,16 @@ def resample(data: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return np.asarray(out, np.float32).reshape(-1, data.shape[1])
 
 
-def write_audio(path: str, data: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:
-    """Write ``(samples,)`` or ``(samples, channels)`` atomically."""
+def write_audio(path: str, data: np.ndarray, sr: int, subtype: str = "PCM_16",
+                temporary_prefix: str = ".vf_jax-") -> None:
+    """Write ``(samples,)`` or ``(samples, channels)`` atomically: to a
+    temporary file named ``temporary_prefix...`` beside ``path``, then renamed."""
     path = os.path.abspath(path)
     folder = os.path.dirname(path)
     ext = os.path.splitext(path)[1] or ".wav"
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".vf_jax-", suffix=ext, dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix, suffix=ext, dir=folder)
         os.close(fd)
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}") from None

@@ -19,14 +19,17 @@ from typing import Callable, Sequence
 from vf_jax.errors import UserError
 
 
-def output_name(rel: str) -> str:
-    """The output file of input ``rel``: the same name as ``.wav``."""
-    return os.path.splitext(rel)[0] + ".wav"
+def output_name(rel: str, ext: str = ".wav") -> str:
+    """The output file of input ``rel``: the same name with extension ``ext``."""
+    return os.path.splitext(rel)[0] + ext
 
 
-def plan(inp: str, out: str, overwrite: bool) -> list[tuple[str, str]]:
+def plan(inp: str, out: str, overwrite: bool, ext: str = ".wav",
+         check_existing: bool = True) -> list[tuple[str, str]]:
     """Pairs ``(input file, output file)``: ``inp`` a file (``out`` a file or a
-    folder) or a folder (``out`` a folder mirroring it)."""
+    folder) or a folder (``out`` a folder mirroring it, files named with
+    ``ext``). ``check_existing``: refuse existing outputs unless ``overwrite``
+    (a resumable run decides that itself)."""
     if not os.path.exists(inp):
         raise UserError(f"input not found: {inp}")
     if os.path.abspath(inp) == os.path.abspath(out):
@@ -38,10 +41,10 @@ def plan(inp: str, out: str, overwrite: bool) -> list[tuple[str, str]]:
         rels = find_audio_files(inp)
         if not rels:
             raise UserError(f"no audio files in {inp}")
-        pairs = [(os.path.join(inp, r), os.path.join(out, output_name(r))) for r in rels]
+        pairs = [(os.path.join(inp, r), os.path.join(out, output_name(r, ext))) for r in rels]
     else:
         if os.path.isdir(out):
-            out = os.path.join(out, output_name(os.path.basename(inp)))
+            out = os.path.join(out, output_name(os.path.basename(inp), ext))
             if os.path.abspath(inp) == os.path.abspath(out):
                 raise UserError("the output path is the input path; choose another output")
         pairs = [(inp, out)]
@@ -49,7 +52,7 @@ def plan(inp: str, out: str, overwrite: bool) -> list[tuple[str, str]]:
     clash = [o for _, o in pairs if os.path.abspath(o) in inputs]
     if clash:
         raise UserError(f"output {clash[0]} would overwrite an input file")
-    existing = [o for _, o in pairs if os.path.exists(o)]
+    existing = [o for _, o in pairs if os.path.exists(o)] if check_existing else []
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise UserError(f"output exists: {existing[0]}{more} (use --overwrite to replace)")
