@@ -90,7 +90,7 @@ def small_weights_dir(tmp_path_factory):
 # the end while the other idles. Modules not listed keep their order, after.
 SLOWEST_FIRST = ("test_tpu_compile.py", "test_vocoder_training.py", "test_parity.py",
                  "test_train_step.py", "test_train_loop.py", "test_notebook.py", "test_vocoder_parts.py",
-                 "test_restore.py", "test_demo_and_metrics.py", "test_degradations.py",
+                 "test_corpus.py", "test_restore.py", "test_demo_and_metrics.py", "test_degradations.py",
                  "test_data.py", "test_models.py", "test_evaluate.py")
 
 
@@ -102,7 +102,10 @@ SLOWEST_FIRST = ("test_tpu_compile.py", "test_vocoder_training.py", "test_parity
 PARITY_FIXTURES = {"oracle", "converted", "weights_dir"}
 MULTIPROCESS = {"test_train_step.py::test_data_parallel_steps_match_one_device",
                 "test_vocoder_training.py::test_data_parallel_steps_match_one_device",
-                "test_train_loop.py::test_two_processes_train_together_and_resume"}
+                "test_train_loop.py::test_two_processes_train_together_and_resume",
+                "test_corpus.py::test_two_processes_share_a_folder_through_jax_distributed",
+                "test_corpus.py::test_killed_three_times_ends_as_an_uninterrupted_run",
+                "test_corpus.py::test_sigterm_stops_cleanly_and_the_run_goes_on"}
 SLOW_MODULES = {"test_tpu_compile.py", "test_notebook.py", "test_vocoder_training.py"}
 SLOW = {"test_train_step.py::test_each_architecture_learns_a_fixed_set",
         "test_train_step.py::test_bf16_step_keeps_float32_parameters_and_tracks_float32",
