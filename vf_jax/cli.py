@@ -82,8 +82,6 @@ def restore_files(pairs, weights, *, mode: int, seed: int, precision: str, subty
                   loudness: str = "peak") -> int:
     """Restore ``(input, output)`` pairs (:func:`vf_jax.restoration.files.plan`)
     with the weights folder ``weights``; returns the exit status."""
-    import soundfile as sf
-
     from vf_jax.audio import io as audio_io
     from vf_jax.audio.io import SAMPLE_RATE
     from vf_jax.compilation import enable_compilation_cache
@@ -94,14 +92,10 @@ def restore_files(pairs, weights, *, mode: int, seed: int, precision: str, subty
     # compile for the first file while the weights are read.
     durations, prepare = [], []
     for path, _ in pairs:
-        try:
-            info = sf.info(path)
-            durations.append(info.frames / info.samplerate)
-            if not prepare and mode != 2 and info.frames > 0:
-                prepare.append((round(info.frames * SAMPLE_RATE / info.samplerate),
-                                info.channels))
-        except Exception:
-            durations.append(0.0)
+        seconds, frames, rate, channels = files.audio_info(path)
+        durations.append(seconds)
+        if not prepare and mode != 2 and frames > 0:
+            prepare.append((round(frames * SAMPLE_RATE / rate), channels))
     restorer = Restorer.from_folder(weights, prepare=tuple(prepare), precision=precision)
 
     def job(pair, advance):

@@ -198,10 +198,10 @@ def run(pairs: list, in_dir: str, out_dir: str, make_restorer, *, settings: dict
     ``make_restorer()`` returns (called once something is left to do);
     returns the exit status."""
     import jax
-    import soundfile as sf
 
     from vf_jax.audio import io as audio_io
     from vf_jax.audio.io import SAMPLE_RATE
+    from vf_jax.restoration import files
     manifest = Manifest(out_dir, settings, shard)
     job = plan(pairs, in_dir, out_dir, manifest, shard, overwrite)
     os.makedirs(out_dir, exist_ok=True)
@@ -209,20 +209,8 @@ def run(pairs: list, in_dir: str, out_dir: str, make_restorer, *, settings: dict
     remove_temporary_files(out_dir, shard)
     restorer = make_restorer() if job.todo else None
 
-    durations = []
-    for src, _ in job.todo:
-        try:
-            info = sf.info(src)
-            durations.append(info.frames / info.samplerate)
-        except Exception:
-            durations.append(0.0)
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-        bar = tqdm(total=round(sum(durations), 1), unit="s", desc="restoring", file=sys.stderr,
-                   dynamic_ncols=True,
-                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
-                              "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+    durations = [files.audio_info(src)[0] for src, _ in job.todo]
+    bar = None if quiet else files.audio_progress(sum(durations), "restoring")
     say = (bar.write if bar is not None else print)
 
     stop = {"signal": None}

@@ -59,6 +59,25 @@ def plan(inp: str, out: str, overwrite: bool, ext: str = ".wav",
     return pairs
 
 
+def audio_info(path: str) -> tuple[float, int, int, int]:
+    """``(seconds, frames, sample rate, channels)`` of an audio file from its
+    header; zeros when it cannot be read (reading it reports why)."""
+    import soundfile as sf
+    try:
+        info = sf.info(path)
+    except Exception:
+        return 0.0, 0, 0, 0
+    return info.frames / info.samplerate, info.frames, info.samplerate, info.channels
+
+
+def audio_progress(total_seconds: float, desc: str):
+    """A progress bar over seconds of audio, with the throughput and time left."""
+    from tqdm import tqdm
+    return tqdm(total=round(total_seconds, 1), unit="s", desc=desc, file=sys.stderr,
+                dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
+                                               "[{elapsed}<{remaining}, {rate_fmt}]")
+
+
 def run(jobs: Sequence, job: Callable, *, desc: str, quiet: bool, summary: Callable,
         failed_prefix: str = "", audio_seconds: float | None = None) -> int:
     """``job(item, advance)`` for each of ``jobs``; returns the exit status
@@ -74,10 +93,7 @@ def run(jobs: Sequence, job: Callable, *, desc: str, quiet: bool, summary: Calla
         if audio_seconds is None:
             bar = tqdm(total=len(jobs), unit="file", desc=desc, file=sys.stderr)
         else:
-            bar = tqdm(total=round(audio_seconds, 1), unit="s", desc=desc, file=sys.stderr,
-                       dynamic_ncols=True,
-                       bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
-                                  "[{elapsed}<{remaining}]")
+            bar = audio_progress(audio_seconds, desc)
     advance = (lambda seconds: None) if bar is None else (lambda seconds: bar.update(seconds))
     failures = []
     for item in jobs:
