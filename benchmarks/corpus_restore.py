@@ -13,7 +13,11 @@ random weights (the speed does not depend on the values). The batched path is
 batches, reading ahead and writing in threads, the manifest); the per-file path
 reads, restores (``Restorer.restore``) and writes each file in turn, as the
 command did before batching. Each runs in a fresh process with an empty
-compilation cache of its own, so compiling counts as in a first run.
+compilation cache of its own, so compiling counts as in a first run. "Cores
+busy" is the process's CPU seconds over its wall seconds: where it is near the
+host's core count, the per-file path already keeps every core computing and
+batching cannot speed the computation up, only share compilation and overlap
+reading and writing.
 
 With ``--tpu``: the program a folder's batches run
 (:func:`vf_jax.programs.restore_rows`) compiled ahead of time for one chip of
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
@@ -107,14 +112,20 @@ print("SECONDS", time.perf_counter() - start)
 """
 
 
-def timed_process(code: str, args: list[str], cache: pathlib.Path) -> float:
+def timed_process(code: str, args: list[str], cache: pathlib.Path) -> tuple[float, float]:
+    """(wall seconds in the process, cores busy: its CPU seconds / its wall seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
     env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
                VF_JAX_COMPILATION_CACHE=str(cache), PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=str(ROOT),
                           capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(done.stderr.strip().splitlines()[-1] if done.stderr else "failed")
-    return float(done.stdout.split("SECONDS")[-1])
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return float(done.stdout.split("SECONDS")[-1]), cpu / wall
 
 
 def tpu_estimates(rows: int, seconds: float) -> list[tuple]:
@@ -151,9 +162,9 @@ def main() -> None:
         total = make_files(tmp / "in", args.files, args.shortest, args.longest)
         make_weights(tmp / "weights")
         started = time.perf_counter()
-        per_file = timed_process(PER_FILE, [str(tmp / "in"), str(tmp / "per_file"),
+        per_file, per_file_busy = timed_process(PER_FILE, [str(tmp / "in"), str(tmp / "per_file"),
                                             str(tmp / "weights")], tmp / "cache_per_file")
-        batched = timed_process(BATCHED, [str(tmp / "in"), str(tmp / "batched"),
+        batched, batched_busy = timed_process(BATCHED, [str(tmp / "in"), str(tmp / "batched"),
                                           str(tmp / "weights"), args.batch_size],
                                 tmp / "cache_batched")
         wall = time.perf_counter() - started
@@ -163,13 +174,13 @@ def main() -> None:
         print(f"\n{args.files} files, {total:.0f} s of audio ({args.shortest:g}-{args.longest:g} s "
               f"each); jax {jax.__version__} on {jax.devices()[0].platform}, "
               f"{jax.local_device_count()} device(s); both paths {wall:.0f} s in all\n")
-        print("| path | seconds | audio s/s |")
-        print("| --- | ---: | ---: |")
+        print(f"| path | seconds | audio s/s | cores busy (of {os.cpu_count()}) |")
+        print("| --- | ---: | ---: | ---: |")
         print(f"| per file (read, restore, write, in turn) | {per_file:.1f} | "
-              f"{total / per_file:.2f} |")
+              f"{total / per_file:.2f} | {per_file_busy:.2f} |")
         print(f"| batched (`python -m vf_jax restore -i DIR`) | {batched:.1f} | "
-              f"{total / batched:.2f} |")
-        print(f"| ratio batched / per file (audio s/s) | | {per_file / batched:.2f} |")
+              f"{total / batched:.2f} | {batched_busy:.2f} |")
+        print(f"| ratio batched / per file (audio s/s) | | {per_file / batched:.2f} | |")
         if estimates:
             print("\n| program (one v5e chip) | compile s | HBM GB | estimate ms "
                   "| hours of audio per chip-hour |")
