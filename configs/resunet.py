@@ -36,4 +36,10 @@ def get_config(model: str = "unet"):
     c.checkpoint_every = 1000
     c.log_every = 10
     c.vocoder_weights = ""              # converted weights folder: listen through its vocoder
+    # Data and starting point (configs/finetune.py sets them for fine-tuning).
+    c.dataset = "speech"                # speech: GSR simulation | paired: data_dir's gsr_paired
+    c.paired_fraction = 1.0             # paired: share of examples with the real degraded side
+    c.init_weights = ""                 # weights folder, exported or training run to start from
+    c.freeze = ""                       # parameter name patterns kept fixed, e.g. denoiser
+    c.batch_norm = "update"             # update | frozen: BatchNorm statistics in training
     return c

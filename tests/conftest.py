@@ -90,7 +90,7 @@ def small_weights_dir(tmp_path_factory):
 # the end while the other idles. Modules not listed keep their order, after.
 SLOWEST_FIRST = ("test_tpu_compile.py", "test_vocoder_training.py", "test_parity.py",
                  "test_train_step.py", "test_train_loop.py", "test_notebook.py", "test_vocoder_parts.py",
-                 "test_corpus.py", "test_restore.py", "test_demo_and_metrics.py", "test_degradations.py",
+                 "test_corpus.py", "test_finetune.py", "test_restore.py", "test_demo_and_metrics.py", "test_degradations.py",
                  "test_data.py", "test_models.py", "test_evaluate.py")
 
 
@@ -106,7 +106,8 @@ MULTIPROCESS = {"test_train_step.py::test_data_parallel_steps_match_one_device",
                 "test_corpus.py::test_two_processes_share_a_folder_through_jax_distributed",
                 "test_corpus.py::test_killed_three_times_ends_as_an_uninterrupted_run",
                 "test_corpus.py::test_sigterm_stops_cleanly_and_the_run_goes_on",
-                "test_restore_many.py::test_rows_split_over_several_devices_give_the_same"}
+                "test_restore_many.py::test_rows_split_over_several_devices_give_the_same",
+                "test_finetune.py::test_the_recipe_runs_from_the_command_line"}
 SLOW_MODULES = {"test_tpu_compile.py", "test_notebook.py", "test_vocoder_training.py"}
 SLOW = {"test_train_step.py::test_each_architecture_learns_a_fixed_set",
         "test_train_step.py::test_bf16_step_keeps_float32_parameters_and_tracks_float32",
@@ -114,7 +115,9 @@ SLOW = {"test_train_step.py::test_each_architecture_learns_a_fixed_set",
         "test_train_loop.py::test_stopped_and_resumed_run_equals_uninterrupted",
         "test_train_loop.py::test_command_line_overrides_reach_the_run",
         "test_demo_and_metrics.py::test_demo_without_weights_trains_the_tiny_model_and_restores",
-        "test_restore.py::test_bucketed_analysis_equals_unpadded"}
+        "test_restore.py::test_bucketed_analysis_equals_unpadded",
+        "test_finetune.py::test_the_recipe_runs_from_the_command_line",
+        "test_finetune.py::test_starting_weights_from_a_folder_or_a_run"}
 
 
 def pytest_configure(config):

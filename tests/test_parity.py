@@ -173,3 +173,23 @@ def test_bf16_restoration_follows_float32(converted, restorer):
     assert 0 < err.mean() < 0.05 and err.max() < 0.5
     noise = ours.audio - ref.audio
     assert 10 * np.log10(np.sum(ref.audio ** 2) / np.sum(noise ** 2)) > 25
+
+
+def test_finetuning_starts_where_the_restorer_is(weights_dir):
+    """``--config.init_weights`` of the converted original: at step 0 the
+    training network restores the mel the restorer restores."""
+    import jax
+
+    from configs import finetune
+    from vf_jax.training.analysis import step as ts
+    from vf_jax.training.analysis import train as analysis_training
+    config = finetune.get_config()
+    config.init_weights = weights_dir
+    start = analysis_training.starting_point(config)
+    assert config.model == "released"
+    state = analysis_training.start_from(ts.init_state(config, jax.random.PRNGKey(0)), start)
+    x = voiced_signal(1.3)
+    ours = analysis_training.restore_log_mel(config, state, x[None])[0]
+    ref = restore_lib.Restorer.from_folder(weights_dir).restore_full(x, SR).log_mel[0]
+    assert ours.shape == ref.shape
+    assert np.max(np.abs(ours - ref)) <= 1e-4 * np.max(np.abs(ref))

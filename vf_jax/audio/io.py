@@ -97,3 +97,17 @@ def find_audio_files(folder: str) -> list[str]:
             if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith("."):
                 found.append(os.path.relpath(os.path.join(root, name), folder))
     return found
+
+
+def pair_audio_files(first: str, second: str):
+    """Audio files of two folders paired by relative path without the extension
+    (``a/b.flac`` with ``a/b.wav``): ``(pairs, only_first, only_second)``,
+    ``pairs`` as ``(key, first path, second path)``, each list sorted by key."""
+    def index(root):
+        files = {}
+        for rel in find_audio_files(root):
+            files.setdefault(os.path.splitext(rel)[0], os.path.join(root, rel))
+        return files
+    a, b = index(first), index(second)
+    keys = sorted(set(a) & set(b))
+    return ([(k, a[k], b[k]) for k in keys], sorted(set(a) - set(b)), sorted(set(b) - set(a)))

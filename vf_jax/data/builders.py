@@ -10,6 +10,7 @@ needs TensorFlow) at 44.1 kHz mono, in array_record files that
 | ``gsr_noise`` | train | audio, name |
 | ``gsr_rir`` | train | rir (float32, peak 1), name, rt60 (-1 when unknown) |
 | ``gsr_testset`` | test | degraded, clean, subset, name |
+| ``gsr_paired`` | train, validation (by speaker or file) | degraded, clean, speaker, name, offset |
 
 Each builder is given the prepared items (:mod:`vf_jax.data.sources`) and
 writes them; ``python -m vf_jax.data build`` drives the whole job.
@@ -88,7 +89,17 @@ class GsrTestset(_Builder):
                 "name": tfds.features.Text()}
 
 
-BUILDERS = {"speech": GsrSpeech, "noise": GsrNoise, "rir": GsrRir, "testset": GsrTestset}
+class GsrPaired(_Builder):
+    """A user's own pairs: degraded and clean recordings of the same speech,
+    aligned (``offset``: the samples of lag removed, degraded later when
+    positive), 44.1 kHz, split into train and validation by speaker or file."""
+    DESCRIPTION = __doc__
+    FEATURES = {"degraded": _pcm(), "clean": _pcm(), "speaker": tfds.features.Text(),
+                "name": tfds.features.Text(), "offset": tfds.features.Scalar(dtype=np.int32)}
+
+
+BUILDERS = {"speech": GsrSpeech, "noise": GsrNoise, "rir": GsrRir, "testset": GsrTestset,
+            "paired": GsrPaired}
 
 
 def dataset_name(kind: str) -> str:

@@ -12,6 +12,11 @@ degradations run on device, inside the training step
 - ``rir`` ``(rir_samples,)``: a random room impulse response, truncated or
   zero-padded, or a synthetic one when no RIR dataset is given.
 
+A user's pairs (``gsr_paired``, ``dataset = "paired"``) add ``degraded``
+``(crop,)``, cropped at the same offsets as ``speech`` (their clean side), and
+``paired``: 1 where the example is the real pair, 0 where the step simulates
+the degradation of the clean side instead (a share ``1 - paired_fraction``).
+
 Deterministic for a seed: the index sampler shuffles and repeats the speech
 records, and every random choice of a record comes from grain's per-record
 generator. Sharded per host (``jax.process_index()`` of
@@ -44,15 +49,16 @@ class Sources:
 
     @classmethod
     def from_data_dir(cls, data_dir: str, split: str = "train", noise: bool = True,
-                      rir: bool = True) -> "Sources":
+                      rir: bool = True, speech: str = "speech") -> "Sources":
         """The datasets built by ``python -m vf_jax.data build`` in ``data_dir``;
-        noise and RIRs only when asked for and built."""
+        noise and RIRs only when asked for and built. ``speech="paired"``:
+        the records are the user's pairs (``gsr_paired``)."""
         def optional(kind, wanted):
             if not wanted:
                 return None
             builder = builders.BUILDERS[kind](data_dir=data_dir)
             return builder.as_data_source(split="train") if builder.is_prepared() else None
-        return cls(builders.data_source("speech", data_dir, split),
+        return cls(builders.data_source(speech, data_dir, split),
                    optional("noise", noise), optional("rir", rir))
 
 
@@ -66,14 +72,22 @@ class CropAndPair(grain.transforms.RandomMap):
         self.speech_only = speech_only
 
     def random_map(self, record: dict, rng: np.random.Generator) -> dict:
-        speech = audio_io.from_pcm16(record["audio"])
-        if len(speech) > self.crop:
-            start = int(rng.integers(0, len(speech) - self.crop + 1))
-            speech = speech[start:start + self.crop]
-        length = len(speech)
-        speech = np.pad(speech, (0, self.crop - length))
+        (speech,), length = self.crop_together([audio_io.from_pcm16(record["audio"])], rng)
         if self.speech_only:
             return {"speech": speech, "speech_length": np.int32(length)}
+        return {"speech": speech, "speech_length": np.int32(length),
+                **self.noise_and_rir(rng)}
+
+    def crop_together(self, signals: list, rng: np.random.Generator):
+        """Signals of one length cropped at one random start (when longer
+        than the crop) and zero-padded to it: ``(crops, real samples)``."""
+        start, length = 0, len(signals[0])
+        if length > self.crop:
+            start, length = int(rng.integers(0, length - self.crop + 1)), self.crop
+        return [np.pad(x[start:start + length], (0, self.crop - length)) for x in signals], length
+
+    def noise_and_rir(self, rng: np.random.Generator) -> dict:
+        """A noise stretch ``(crop,)`` and an RIR ``(rir_samples,)``, drawn."""
         if self.noise is not None:
             noise = audio_io.from_pcm16(self.noise[int(rng.integers(len(self.noise)))]["audio"])
             if len(noise) < self.crop:
@@ -87,17 +101,43 @@ class CropAndPair(grain.transforms.RandomMap):
         else:
             rir = synthetic.room_impulse_response(rng)
         rir = np.pad(rir[:self.rir_samples], (0, max(0, self.rir_samples - len(rir))))
-        return {"speech": speech, "speech_length": np.int32(length),
-                "noise": noise.astype(np.float32), "rir": rir.astype(np.float32)}
+        return {"noise": noise.astype(np.float32), "rir": rir.astype(np.float32)}
+
+
+class CropPair(CropAndPair):
+    """Pair record (``gsr_paired``) -> ``{speech, degraded, speech_length,
+    paired}``: the clean and degraded sides cropped at the same offsets.
+    With ``paired_fraction < 1`` also ``noise`` and ``rir``, and ``paired``
+    is 1 with that probability, else 0: the step then degrades the clean side
+    by simulation instead (:func:`vf_jax.training.analysis.step.degrade_and_analyse`)."""
+
+    def __init__(self, sources: "Sources", crop_samples: int, rir_samples: int,
+                 paired_fraction: float = 1.0):
+        super().__init__(sources, crop_samples, rir_samples)
+        if not 0.0 <= paired_fraction <= 1.0:
+            raise UserError(f"paired_fraction must be within [0, 1], got {paired_fraction}")
+        self.paired_fraction = paired_fraction
+
+    def random_map(self, record: dict, rng: np.random.Generator) -> dict:
+        (clean, degraded), length = self.crop_together(
+            [audio_io.from_pcm16(record["clean"]), audio_io.from_pcm16(record["degraded"])], rng)
+        out = {"speech": clean, "degraded": degraded, "speech_length": np.int32(length)}
+        if self.paired_fraction >= 1.0:
+            return dict(out, paired=np.int32(1))
+        paired = np.int32(rng.uniform() < self.paired_fraction)
+        return dict(out, paired=paired, **self.noise_and_rir(rng))
 
 
 def make_loader(sources: Sources, *, batch_size: int, seed: int, crop_seconds: float = 3.0,
                 rir_seconds: float = 1.0, num_epochs: int | None = None,
                 worker_count: int = 0, shard_index: int | None = None,
-                shard_count: int | None = None, speech_only: bool = False) -> grain.DataLoader:
+                shard_count: int | None = None, speech_only: bool = False,
+                paired_fraction: float | None = None) -> grain.DataLoader:
     """A grain ``DataLoader`` of batches ``{speech (B, crop), speech_length
     (B,), noise (B, crop), rir (B, rir_samples)}`` for this host (only
     ``speech`` and ``speech_length`` with ``speech_only``: the vocoder's input).
+    With ``paired_fraction`` the records are pairs, the batches
+    :class:`CropPair`'s.
 
     ``batch_size`` is per host. Shards default to ``jax.process_index()`` of
     ``jax.process_count()``. ``num_epochs=None`` repeats forever.
@@ -114,8 +154,11 @@ def make_loader(sources: Sources, *, batch_size: int, seed: int, crop_seconds: f
                                         drop_remainder=True)
     sampler = grain.samplers.IndexSampler(num_records=len(sources.speech), shard_options=shard,
                                           shuffle=True, num_epochs=num_epochs, seed=seed)
-    crop = CropAndPair(sources, int(round(crop_seconds * SAMPLE_RATE)),
-                       int(round(rir_seconds * SAMPLE_RATE)), speech_only)
+    crop_samples = int(round(crop_seconds * SAMPLE_RATE))
+    rir_samples = int(round(rir_seconds * SAMPLE_RATE))
+    crop = (CropAndPair(sources, crop_samples, rir_samples, speech_only)
+            if paired_fraction is None else
+            CropPair(sources, crop_samples, rir_samples, paired_fraction))
     return grain.DataLoader(data_source=sources.speech, sampler=sampler,
                             operations=[crop, grain.transforms.Batch(batch_size,
                                                                      drop_remainder=True)],
@@ -134,7 +177,11 @@ def training_loader(config, host_batch: int, speech_only: bool = False) -> grain
     """This host's training batches for a training ``config`` (``data_dir``,
     ``seed``, ``crop_seconds``, ``rir_seconds``, ``worker_count``): the built
     datasets, or the shipped clip when ``data_dir`` is empty."""
-    if config.data_dir:
+    fraction = paired_fraction(config)
+    if fraction is not None:
+        sources = Sources.from_data_dir(config.data_dir, noise=fraction < 1,
+                                        rir=fraction < 1, speech="paired")
+    elif config.data_dir:
         sources = Sources.from_data_dir(config.data_dir, noise=not speech_only,
                                         rir=not speech_only)
     else:
@@ -142,39 +189,61 @@ def training_loader(config, host_batch: int, speech_only: bool = False) -> grain
     return make_loader(sources, batch_size=host_batch, seed=config.seed,
                        crop_seconds=config.crop_seconds,
                        rir_seconds=config.get("rir_seconds", 1.0),
-                       worker_count=config.worker_count, speech_only=speech_only)
+                       worker_count=config.worker_count, speech_only=speech_only,
+                       paired_fraction=fraction)
 
 
-def validation_sources(data_dir: str, speech_only: bool = False) -> Sources:
+def paired_fraction(config) -> float | None:
+    """``config.paired_fraction`` when the config trains on pairs
+    (``dataset == "paired"``), else None (the vocoder's configs have no
+    ``dataset``: speech)."""
+    dataset = config.get("dataset", "speech")
+    if dataset == "speech":
+        return None
+    if dataset != "paired":
+        raise UserError(f"dataset must be speech or paired, got {dataset!r}")
+    if not config.data_dir:
+        raise UserError("dataset paired needs --config.data_dir, a folder where "
+                        "python -m vf_jax.data build paired --degraded D --clean C wrote")
+    return float(config.paired_fraction)
+
+
+def validation_sources(data_dir: str, speech_only: bool = False,
+                       paired: bool = False) -> Sources:
     """The validation split of ``data_dir``'s speech (other speakers than
     training), else — no data folder or no validation split — the training
-    speech, said so."""
+    speech, said so. ``paired``: of its pairs (held-out speakers or files)."""
     import sys
     if not data_dir:
         return Sources(speech=shipped_clip_source())
+    kind = "paired" if paired else "speech"
+    extras = not speech_only and not paired
     try:
-        sources = Sources.from_data_dir(data_dir, split="validation", noise=not speech_only,
-                                        rir=not speech_only)
+        sources = Sources.from_data_dir(data_dir, split="validation", noise=extras,
+                                        rir=extras, speech=kind)
         if len(sources.speech) > 0:
             return sources
     except UserError:   # a dataset built without a validation split
         pass
-    print(f"warning: {data_dir} has no validation speech; validating on training speech",
+    what = "pairs" if paired else "speech"
+    print(f"warning: {data_dir} has no validation {what}; validating on training {what}",
           file=sys.stderr)
-    return Sources.from_data_dir(data_dir, noise=not speech_only, rir=not speech_only)
+    return Sources.from_data_dir(data_dir, noise=extras, rir=extras, speech=kind)
 
 
 def validation_batches(config, host_batch: int, speech_only: bool = False) -> list[dict]:
     """A fixed validation set: ``ceil(config.eval_examples / global batch)``
     batches of this host's crops (seed ``config.seed + 1``), read once and
-    kept on the host."""
+    kept on the host. Pairs (``dataset == "paired"``): the held-out pairs,
+    their own degraded sides only."""
     import jax
     global_batch = host_batch * jax.process_count()
     count = max(1, -(-config.eval_examples // global_batch))
-    data = make_loader(validation_sources(config.data_dir, speech_only),
+    paired = paired_fraction(config) is not None
+    data = make_loader(validation_sources(config.data_dir, speech_only, paired),
                        batch_size=host_batch, seed=config.seed + 1,
                        crop_seconds=config.crop_seconds,
                        rir_seconds=config.get("rir_seconds", 1.0), worker_count=0,
-                       speech_only=speech_only)
+                       speech_only=speech_only, paired_fraction=1.0 if paired else None)
     it = iter(data)
     return [next(it) for _ in range(count)]

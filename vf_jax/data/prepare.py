@@ -1,4 +1,4 @@
-"""``python -m vf_jax.data build {speech,noise,rir,testset}``: build a dataset.
+"""``python -m vf_jax.data build {speech,noise,rir,testset,paired}``: build a dataset.
 
 Two stages, so that an interrupted build resumes: (1) every source file is
 read, mixed down, resampled to 44.1 kHz and staged as int16 under
@@ -6,7 +6,9 @@ read, mixed down, resampled to 44.1 kHz and staged as int16 under
 writes the array_record dataset from the staged arrays, then the staging
 folder is removed. Files that cannot be used are counted and listed, with the
 reason, in ``DATA_DIR/<dataset>_build_log.json``; multichannel files are mixed
-down and listed there too.
+down and listed there too. ``paired`` stages both sides of each pair and
+aligns them (:func:`stage_pairs`); its log lists the skipped pairs with their
+reasons, the files without a partner and the offsets removed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import sys
 
 import numpy as np
 
-from vf_jax.data import builders, sources
+from vf_jax.audio import io as audio_io
+from vf_jax.data import alignment, builders, sources
 from vf_jax.errors import UserError
 
 
@@ -32,12 +35,14 @@ def _progress(items, desc: str, quiet: bool):
 def build(kind: str, data_dir: str, src: str | None = None, *, simulate: int = 0,
           seed: int = 0, validation_fraction: float = 0.05, overwrite: bool = False,
           quiet: bool = False, src_data_dir: str | None = None,
-          src_rate: int | None = None) -> dict:
+          src_rate: int | None = None, pairs: dict | None = None) -> dict:
     """Build dataset ``kind`` into ``data_dir``; returns the build log.
 
     ``src``: a folder, or for speech ``tfds:NAME[:SPLIT]``, a prepared TFDS
     dataset such as the catalogue's ``vctk`` (in ``src_data_dir``; rate
-    ``src_rate`` if the dataset does not record it).
+    ``src_rate`` if the dataset does not record it). ``paired`` takes
+    ``pairs`` instead: the arguments of :func:`stage_pairs` but ``staging_dir``
+    (``degraded``, ``clean`` folders, ``split_by``...).
     """
     if kind not in builders.BUILDERS:
         raise UserError(f"unknown dataset {kind!r}; one of {sorted(builders.BUILDERS)}")
@@ -50,13 +55,19 @@ def build(kind: str, data_dir: str, src: str | None = None, *, simulate: int = 0
     simulating = kind == "rir" and simulate > 0
     if simulating and src is not None:
         raise UserError("give either --src or --simulate, not both")
-    if not simulating and src is None:
+    if kind == "paired":
+        if src is not None or not pairs or not pairs.get("degraded") or not pairs.get("clean"):
+            raise UserError("give --degraded DIR and --clean DIR (not --src)")
+    elif not simulating and src is None:
         raise UserError("give --src DIR" + (" or --simulate N" if kind == "rir" else ""))
     os.makedirs(data_dir, exist_ok=True)
     staging_dir = os.path.join(data_dir, ".staging", name)
     log = {"dataset": name, "source": src, "skipped": {}, "mixed_down": [], "unpaired": []}
 
-    if simulating:
+    if kind == "paired":
+        splits, log = stage_pairs(staging_dir=staging_dir, log=log, quiet=quiet,
+                                  validation_fraction=validation_fraction, **pairs)
+    elif simulating:
         splits, log = _simulated_rirs(simulate, seed, staging_dir, log, quiet)
     else:
         staging = sources.Staging(staging_dir, src)
@@ -170,6 +181,90 @@ def _splits(kind: str, staged: dict, validation_fraction: float, log: dict):
                     yield key, {"rir": rir, "name": key, "rt60": np.float32(-1.0)}
     log["examples"] = {s: len(keys) for s, keys in parts.items()}
     return lambda: {s: examples(keys) for s, keys in parts.items()}
+
+
+def stage_pairs(degraded: str, clean: str, staging_dir: str, log: dict, *,
+                split_by: str = "speaker", validation_fraction: float = 0.1,
+                max_offset: float = 0.5, min_correlation: float = alignment.MIN_CORRELATION,
+                any_rate: bool = False, quiet: bool = False):
+    """The ``paired`` dataset's splits from two folders paired by relative path
+    (:func:`vf_jax.audio.io.pair_audio_files`). Both sides are staged (mono,
+    44.1 kHz, resumable); a pair is skipped, with its reason in
+    ``log["skipped"]``, when a side is unreadable, empty or silent, the two
+    were recorded at different rates (unless ``any_rate``), or they do not
+    align (:func:`vf_jax.data.alignment.align_pair`, ``max_offset`` seconds,
+    ``min_correlation``); files without a partner go to ``log["unpaired"]``
+    (``degraded/...`` or ``clean/...``). Validation: about
+    ``validation_fraction`` of the speakers (:func:`vf_jax.data.sources.speaker_of`
+    of the relative path), or of the files with ``split_by="file"`` or when
+    there is only one speaker."""
+    for flag, folder in (("--degraded", degraded), ("--clean", clean)):
+        if not os.path.isdir(folder):
+            raise UserError(f"{flag} {folder} is not a folder")
+    if split_by not in ("speaker", "file"):
+        raise UserError(f"--split-by must be speaker or file, got {split_by!r}")
+    found, only_degraded, only_clean = audio_io.pair_audio_files(degraded, clean)
+    log.update(source={"degraded": degraded, "clean": clean}, aligned={},
+               unpaired=[f"degraded/{k}" for k in only_degraded]
+               + [f"clean/{k}" for k in only_clean])
+    if not found:
+        raise UserError(f"no files of {degraded} pair with files of {clean} (pairing is by "
+                        "relative path without the extension)")
+    sides = {"degraded": sources.Staging(os.path.join(staging_dir, "degraded"), degraded),
+             "clean": sources.Staging(os.path.join(staging_dir, "clean"), clean)}
+    staged, skipped = {}, {}
+    for key, degraded_path, clean_path in _progress(found, "reading pairs", quiet):
+        paths, rates, reasons = {}, {}, []
+        for side, path in (("degraded", degraded_path), ("clean", clean_path)):
+            rel = os.path.relpath(path, degraded if side == "degraded" else clean)
+            paths[side] = sides[side].prepare(rel)
+            if paths[side] is None:
+                reasons.append(f"{side}: {sides[side].skipped[rel]}")
+            else:
+                rates[side] = sides[side].note(rel).get("rate")
+        if not reasons and rates["degraded"] != rates["clean"] and not any_rate:
+            reasons.append(f"rates differ (degraded {rates['degraded']} Hz, clean "
+                           f"{rates['clean']} Hz; --any-rate resamples both to 44.1 kHz)")
+        if reasons:
+            skipped[key] = "; ".join(reasons)
+            continue
+        try:
+            d, c, lag = alignment.align_pair(
+                audio_io.from_pcm16(sources.Staging.load(paths["degraded"])),
+                audio_io.from_pcm16(sources.Staging.load(paths["clean"])),
+                audio_io.SAMPLE_RATE, max_offset, min_correlation)
+        except alignment.Unaligned as e:
+            skipped[key] = str(e)
+            continue
+        if lag:
+            log["aligned"][key] = round(lag / audio_io.SAMPLE_RATE, 6)
+        staged[key] = (paths, lag)
+    log["skipped"] = skipped
+    log["mixed_down"] = sides["degraded"].mixed_down + sides["clean"].mixed_down
+    if not staged:
+        raise UserError(f"no usable pairs in {degraded} and {clean} ({len(skipped)} skipped, "
+                        f"{len(log['unpaired'])} without a partner)")
+    speaker = {key: sources.speaker_of(key) for key in staged}
+    if split_by == "speaker" and len(set(speaker.values())) < 2:
+        split_by = "file"    # one speaker: hold out files
+    names = speaker if split_by == "speaker" else {key: key for key in staged}
+    held_out = sources.validation_speakers(names.values(), validation_fraction)
+    log["split_by"] = split_by
+    log["validation"] = sorted(held_out)
+    parts = {"train": [k for k in staged if names[k] not in held_out],
+             "validation": [k for k in staged if names[k] in held_out]}
+    parts = {s: keys for s, keys in parts.items() if keys}
+    log["examples"] = {s: len(keys) for s, keys in parts.items()}
+
+    def examples(keys):
+        for key in keys:
+            paths, lag = staged[key]
+            d, c = sources.Staging.load(paths["degraded"]), sources.Staging.load(paths["clean"])
+            d, c = (d[lag:], c) if lag >= 0 else (d, c[-lag:])
+            n = min(len(d), len(c))
+            yield key, {"degraded": d[:n], "clean": c[:n], "speaker": speaker[key],
+                        "name": key, "offset": np.int32(lag)}
+    return (lambda: {s: examples(keys) for s, keys in parts.items()}), log
 
 
 def _simulated_rirs(count: int, seed: int, staging_dir: str, log: dict, quiet: bool):

@@ -229,7 +229,7 @@ class Staging:
                 data, sr = read()
         except UserError as e:
             return {"skipped": str(e).replace(os.path.join(self.src, ""), "")}
-        note = {"mixed_down": data.shape[1] > 1}
+        note = {"mixed_down": data.shape[1] > 1, "rate": int(sr)}
         mono = audio_io.resample(data.mean(axis=1, keepdims=True), sr, SAMPLE_RATE)[:, 0]
         if mono.size == 0:
             return dict(note, skipped="no samples")

@@ -15,6 +15,11 @@ where it is defined; then the notes, unpaired and unreadable files) and
 estimate and reference (and of the degraded input when ``--input`` is given)
 for a few files, and the distribution of each metric over the subset. Each file
 is written whole or not at all.
+
+References and inputs may come from a built dataset (:func:`export_pairs`: the
+GSR test sets, or the held-out pairs of ``build paired``); several restorers
+(``--weights NAME=FOLDER`` repeated) each get a report of their own and a
+side-by-side ``comparison.md`` (:func:`comparison`).
 """
 
 from __future__ import annotations
@@ -42,31 +47,28 @@ def pair_files(ref_dir: str, est_dir: str):
     for name, d in (("--ref", ref_dir), ("--est", est_dir)):
         if not os.path.isdir(d):
             raise UserError(f"{name} {d} is not a folder")
-    def index(root):
-        files = {}
-        for rel in audio_io.find_audio_files(root):
-            files.setdefault(os.path.splitext(rel)[0], os.path.join(root, rel))
-        return files
-    refs, ests = index(ref_dir), index(est_dir)
-    keys = sorted(set(refs) & set(ests))
-    return ([(k, refs[k], ests[k]) for k in keys], sorted(set(refs) - set(ests)),
-            sorted(set(ests) - set(refs)))
+    return audio_io.pair_audio_files(ref_dir, est_dir)
 
 
-def export_testset(data_dir: str, folder: str, quiet: bool = True) -> tuple[str, str]:
-    """The ``gsr_testset`` dataset of ``data_dir`` (``python -m vf_jax.data build
-    testset``) as ``folder/clean/<subset>/<name>.wav`` and
-    ``folder/degraded/<subset>/<name>.wav`` (44.1 kHz); files already there
-    are kept. Returns ``(clean folder, degraded folder)``."""
+def export_pairs(data_dir: str, folder: str, kind: str = "testset") -> tuple[str, str]:
+    """A built paired dataset of ``data_dir`` as ``folder/clean/<rel>.wav`` and
+    ``folder/degraded/<rel>.wav`` (44.1 kHz); files already there are kept.
+    ``testset``: the GSR test sets (``python -m vf_jax.data build testset``),
+    ``<rel>`` = ``<subset>/<name>``; ``paired``: the held-out (validation)
+    pairs of ``python -m vf_jax.data build paired``, ``<rel>`` their relative
+    path. Returns ``(clean folder, degraded folder)``."""
     from vf_jax.data import builders
-    source = builders.data_source("testset", data_dir, "test")
+    source = builders.data_source(kind, data_dir, "test" if kind == "testset" else "validation")
     clean_dir, degraded_dir = os.path.join(folder, "clean"), os.path.join(folder, "degraded")
+    text = lambda v: v.decode() if isinstance(v, bytes) else str(v)
     for i in range(len(source)):
         record = source[i]
-        subset = record["subset"].decode() if isinstance(record["subset"], bytes) \
-            else str(record["subset"])
-        name = record["name"].decode() if isinstance(record["name"], bytes) else str(record["name"])
-        rel = os.path.join(subset, os.path.splitext(os.path.basename(name))[0] + ".wav")
+        name = text(record["name"])
+        if kind == "testset":
+            rel = os.path.join(text(record["subset"]),
+                               os.path.splitext(os.path.basename(name))[0] + ".wav")
+        else:
+            rel = name + ".wav"
         for root, field in ((clean_dir, "clean"), (degraded_dir, "degraded")):
             path = os.path.join(root, rel)
             if not os.path.exists(path):
@@ -150,6 +152,28 @@ def _markdown(summary: dict, rows: list[dict], only_ref, only_est) -> str:
     return "\n".join(lines)
 
 
+def comparison(summaries: dict) -> str:
+    """Markdown: per subset, each metric's mean and 95 % CI for every restorer
+    side by side (``summaries``: name -> :func:`summarise` of its files)."""
+    names = list(summaries)
+    lines = ["# Comparison", "", "Mean ± 95 % CI over the files of each subset; "
+             + ", ".join(f"`{n}`" for n in names) + ".", ""]
+    subsets = sorted(set().union(*(s.keys() for s in summaries.values())),
+                     key=lambda s: (s != "all", s))
+    for subset in subsets:
+        metrics = [m for m in next(s[subset] for s in summaries.values() if subset in s)]
+        lines += [f"## {subset}", "", "| metric | " + " | ".join(names) + " |",
+                  "| --- |" + " ---: |" * len(names)]
+        for metric in metrics:
+            cells = []
+            for n in names:
+                v = summaries[n].get(subset, {}).get(metric)
+                cells.append("" if v is None else f"{v['mean']:.4f} ± {v['ci95']:.4f}")
+            lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def subset_figure(path: str, subset: str, rows: list[dict], paths: dict, examples: int = 3,
                   inputs: dict | None = None) -> None:
     """One PNG: mel spectrograms of up to ``examples`` files of the subset
@@ -206,7 +230,7 @@ def subset_figure(path: str, subset: str, rows: list[dict], paths: dict, example
             os.remove(tmp)
 
 
-def _write_whole(path: str, text: str) -> None:
+def write_whole(path: str, text: str) -> None:
     tmp = f"{path}.partial-{os.getpid()}"
     try:
         with open(tmp, "w", newline="") as f:
@@ -268,11 +292,11 @@ def run(ref_dir: str, est_dir: str, out_dir: str, workers: int = 0, with_dnsmos:
                                                "estimate_only": only_est},
               "unreadable": {r["file"]: r["error"] for r in rows if "error" in r},
               "notes": {r["file"]: r["notes"] for r in rows if r.get("notes")}}
-    _write_whole(os.path.join(out_dir, "per_file.csv"), buffer.getvalue())
-    _write_whole(os.path.join(out_dir, "summary.json"),
+    write_whole(os.path.join(out_dir, "per_file.csv"), buffer.getvalue())
+    write_whole(os.path.join(out_dir, "summary.json"),
                  json.dumps(report, indent=2, allow_nan=True) + "\n")
     markdown = _markdown(summary, rows, only_ref, only_est)
-    _write_whole(os.path.join(out_dir, "summary.md"), markdown)
+    write_whole(os.path.join(out_dir, "summary.md"), markdown)
     paths = {key: (ref, est) for key, ref, est in pairs}
     for subset in sorted({r["subset"] for r in rows if "error" not in r}):
         name = "top" if subset == "." else subset

@@ -147,7 +147,9 @@ def load(path: str) -> tuple[dict, dict]:
     if kind not in models.ANALYSIS_KINDS:
         raise UserError(f"{path}: unknown analysis model kind {kind!r}")
     try:
-        variables = ocp.StandardCheckpointer().restore(os.path.join(path, VARIABLES_DIR))
+        # orbax takes absolute paths only.
+        variables = ocp.StandardCheckpointer().restore(
+            os.path.join(os.path.abspath(path), VARIABLES_DIR))
     except Exception as e:   # missing, truncated or mismatched files
         first = first_line(e, 300)
         raise UserError(f"broken weights folder {path}: {first}") from None

@@ -39,9 +39,8 @@ def load_analysis(path: str, which: str = "best") -> tuple[dict, str, dict]:
     if "model" not in config:
         raise UserError(f"{path} is not an analysis training run (no model in its config)")
     from vf_jax.training.analysis import step as ts
-    from vf_jax.training.analysis import train as analysis_training
     state, step = _run_state(path, lambda c: ts.init_state(c, jax.random.PRNGKey(0)), config,
-                             which, analysis_training.BEST_METRIC)
+                             which, ts.BEST_METRIC)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     return variables, config.model, {"run": os.path.abspath(path), "step": int(step)}
 

@@ -156,8 +156,16 @@ def _run(config, workdir, state, data_iter, task, mesh):
     bar = None
     if not config.quiet:   # progress with ETA; host-side only
         from tqdm import tqdm
-        bar = tqdm(total=config.num_steps, initial=start_step, unit="step", desc="training",
-                   file=sys.stderr, dynamic_ncols=True)
+        if time_budget:
+            # A time budget stops the run: the bar counts its seconds (the
+            # step count may be a placeholder such as 10**9).
+            bar = tqdm(total=round(float(time_budget)), unit="s", desc="training",
+                       file=sys.stderr, dynamic_ncols=True,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
+                                  "[{elapsed}<{remaining}{postfix}]")
+        else:
+            bar = tqdm(total=config.num_steps, initial=start_step, unit="step",
+                       desc="training", file=sys.stderr, dynamic_ncols=True)
     started = time.perf_counter()
     validated = False
     try:
@@ -165,9 +173,9 @@ def _run(config, workdir, state, data_iter, task, mesh):
             batch = next(data_iter)
             state, metrics = step_fn_for(step)(state, to_device(batch))
             done = step + 1
-            if bar is not None:
-                bar.update(1)
             elapsed = time.perf_counter() - started
+            if bar is not None:
+                bar.update(min(elapsed, bar.total) - bar.n if time_budget else 1)
             out_of_time = bool(time_budget) and elapsed >= time_budget
             stopping = stop["signal"] is not None or out_of_time
             last_step = done == config.num_steps or stopping
@@ -188,7 +196,8 @@ def _run(config, workdir, state, data_iter, task, mesh):
             if logging:
                 logs.scalars(done, values)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{values['loss']:.4f}",
+                    steps = {"step": done} if time_budget else {}
+                    bar.set_postfix(**steps, loss=f"{values['loss']:.4f}",
                                     examples_s=f"{values['examples_per_second']:.1f}")
             validation = None
             if validating:

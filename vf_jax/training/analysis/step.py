@@ -33,6 +33,7 @@ from vf_jax.models import registry as models
 from vf_jax.training import optim, parallel
 
 FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
+BEST_METRIC = "val/mel_l1"          # the validation metric whose best checkpoint is kept
 
 
 @flax.struct.dataclass
@@ -59,8 +60,38 @@ def learning_rate(config: ml_collections.ConfigDict):
 
 def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """AMSGrad with the schedule, after optional global-norm clipping
-    (:func:`vf_jax.training.optim.adam`)."""
-    return optim.adam(config, learning_rate(config), amsgrad=True)
+    (:func:`vf_jax.training.optim.adam`); nothing for the parameters that
+    ``config.freeze`` names (:func:`vf_jax.training.optim.frozen_mask`)."""
+    return optim.with_frozen(optim.adam(config, learning_rate(config), amsgrad=True),
+                             frozen_patterns(config))
+
+
+def frozen_patterns(config: ml_collections.ConfigDict) -> str:
+    """``config.freeze``; "" for the configs of runs from before fine-tuning
+    (``python -m vf_jax export`` rebuilds their state from them)."""
+    return config.get("freeze", "").strip()
+
+
+def batch_norm_setting(config: ml_collections.ConfigDict) -> str:
+    """``config.batch_norm`` (``update`` | ``frozen``); ``update`` for runs
+    from before the setting."""
+    value = config.get("batch_norm", "update")
+    if value not in ("update", "frozen"):
+        raise ValueError(f"batch_norm must be update or frozen, got {value!r}")
+    return value
+
+
+def keep_frozen_statistics(config: ml_collections.ConfigDict, new, old):
+    """BatchNorm statistics after a step: ``old`` everywhere with
+    ``config.batch_norm == "frozen"``, and in the parts ``config.freeze``
+    names; ``new`` elsewhere."""
+    if batch_norm_setting(config) == "frozen":
+        return old
+    if not frozen_patterns(config) or not jax.tree_util.tree_leaves(old):
+        return new
+    # Not strict: a pattern may name parts without statistics (a Dense layer).
+    mask = optim.frozen_mask(old, frozen_patterns(config), strict=False)
+    return jax.tree_util.tree_map(lambda f, n, o: o if f else n, mask, new, old)
 
 
 def init_state(config: ml_collections.ConfigDict, rng) -> TrainState:
@@ -97,9 +128,23 @@ def mel_loss_sum(restored_log, clean_mel, valid, kind: str = "log_l1"):
 def degrade_and_analyse(batch, keys, degradation: ml_collections.ConfigDict):
     """The degradations (one key per example) and the front end, on device:
     ``(degraded, target, degraded mel, clean mel, valid frames)``; waveforms
-    ``(B, samples)``, mels ``(B, T, mels)`` linear, ``valid`` ``(B,)``."""
-    degraded, target = degradations.degrade_batch(
-        keys, batch["speech"], batch["noise"], batch["rir"], degradation)
+    ``(B, samples)``, mels ``(B, T, mels)`` linear, ``valid`` ``(B,)``.
+
+    A batch of pairs (:class:`vf_jax.data.loader.CropPair`) has its own
+    ``degraded`` side for the ``speech``; where it also has ``noise`` and
+    ``rir``, the examples whose ``paired`` flag is 0 take the simulation of
+    the clean side instead."""
+    if "degraded" in batch:
+        degraded, target = batch["degraded"], batch["speech"]
+        if "noise" in batch:
+            simulated, simulated_target = degradations.degrade_batch(
+                keys, batch["speech"], batch["noise"], batch["rir"], degradation)
+            real = batch["paired"][:, None] > 0
+            degraded = jnp.where(real, degraded, simulated)
+            target = jnp.where(real, target, simulated_target)
+    else:
+        degraded, target = degradations.degrade_batch(
+            keys, batch["speech"], batch["noise"], batch["rir"], degradation)
     # Both mels from one STFT: each distinct FFT costs seconds to compile on a TPU.
     mels, _ = mel_lib.mel_spectrogram(jnp.stack([degraded, target]), FRONT_END)
     mel_in, mel_clean = mels[0], mels[1]
@@ -126,15 +171,18 @@ def make_update(config: ml_collections.ConfigDict, axis_name: str | None = None)
     schedule = learning_rate(config)
     total = (lambda x: jax.lax.psum(x, axis_name)) if axis_name else (lambda x: x)
 
+    train_bn = batch_norm_setting(config) == "update"
+
     def loss_fn(params, batch_stats, mel_in, mel_clean, valid, count, rng):
         cast = lambda t: jax.tree_util.tree_map(lambda x: x.astype(compute), t)
         with layers.batch_axis(axis_name):
             restored, updates = model.apply(
                 {"params": cast(params), "batch_stats": batch_stats}, mel_in.astype(compute),
-                train_bn=True, deterministic=False, valid=None, mutable=["batch_stats"],
+                train_bn=train_bn, deterministic=False, valid=None, mutable=["batch_stats"],
                 rngs={"dropout": rng})
         loss_sum, _ = mel_loss_sum(restored.astype(jnp.float32), mel_clean, valid, config.loss)
-        return loss_sum / count, updates.get("batch_stats", batch_stats)
+        new_stats = updates.get("batch_stats", batch_stats)
+        return loss_sum / count, keep_frozen_statistics(config, new_stats, batch_stats)
 
     def update(state: TrainState, mel_in, mel_clean, valid, dropout_rng):
         count = total(jnp.sum(valid) * mel_in.shape[-1]).astype(jnp.float32)

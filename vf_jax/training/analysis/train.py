@@ -11,6 +11,12 @@ iterator's position), so a stopped-and-resumed run ends where an uninterrupted
 one does. SIGTERM (preemption) or ``config.max_train_seconds`` saves and
 returns. A non-finite loss or gradient stops with the step number and leaves
 the last good checkpoint.
+
+Fine-tuning (``configs/finetune.py``): ``config.init_weights`` starts from a
+trained network (:func:`starting_point`), ``config.dataset = "paired"`` trains
+on the user's pairs (:mod:`vf_jax.data.loader`), ``config.freeze`` keeps named
+parts fixed, ``config.batch_norm = "frozen"`` keeps the statistics, and each
+validation logs the starting model's metrics beside the current ones.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import jax
 import ml_collections
 import numpy as np
 
+from vf_jax.errors import UserError
 from vf_jax.training import loop as training_loop
 from vf_jax.training import parallel
 from vf_jax.training.analysis import step as ts
 from vf_jax.training.loop import TrainingStopped  # noqa: F401  (the loop's stop)
 
-BEST_METRIC = "val/mel_l1"
+BEST_METRIC = ts.BEST_METRIC
 
 
 def evaluate(eval_fn, params, batch_stats, batches, mesh, seed: int):
@@ -83,6 +90,45 @@ def restore_log_mel(config: ml_collections.ConfigDict, state, wav) -> np.ndarray
                           jnp.asarray(wav, jnp.float32)))
 
 
+def starting_point(config: ml_collections.ConfigDict) -> dict | None:
+    """The analysis variables ``{"params", "batch_stats"}`` of
+    ``config.init_weights`` (a weights folder, e.g. the converted published
+    model or an export, or an analysis training run: its best checkpoint), or
+    None. Sets ``config.model`` to their network when it is empty; a different
+    one is an error."""
+    if not config.init_weights:
+        if not config.model:
+            raise UserError("config.model is empty: give --config.init_weights=FOLDER (its "
+                            "network is used) or --config.model")
+        return None
+    import os
+
+    from vf_jax.training import export
+    if not os.path.isdir(config.init_weights):
+        raise UserError(f"init_weights: no such folder: {config.init_weights}")
+    variables, kind, _ = export.load_analysis(config.init_weights)
+    if config.model and config.model != kind:
+        raise UserError(f"init_weights holds a {kind} analysis network, but config.model is "
+                        f"{config.model} (leave it empty to take the folder's)")
+    config.model = kind
+    return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+
+
+def start_from(state: ts.TrainState, variables: dict) -> ts.TrainState:
+    """``state`` with the parameters and statistics of ``variables`` (same
+    network: every array's path and shape are checked)."""
+    import jax.numpy as jnp
+    for part in ("params", "batch_stats"):
+        ours, theirs = getattr(state, part), variables[part]
+        shapes = lambda t: [(path, tuple(np.shape(x)))
+                            for path, x in jax.tree_util.tree_flatten_with_path(t)[0]]
+        if shapes(ours) != shapes(theirs):
+            raise UserError(f"init_weights' {part} do not fit the {part} of the network")
+    cast = lambda t: jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), t)
+    return state.replace(params=cast(variables["params"]),
+                         batch_stats=cast(variables["batch_stats"]))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     """Train until ``config.num_steps`` (or a stop); returns the final state
     (on the host, one copy). The loop is :func:`vf_jax.training.loop.run`."""
@@ -99,7 +145,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
         config, config.eval_batch_size_per_device * local_devices) if eval_every else [])
 
     # ---------------------------------------------- model and optimiser ---
+    # From config.init_weights when given (fine-tuning), else fresh; a resumed
+    # run continues from its checkpoint instead (the loop).
+    start = starting_point(config)
     state = ts.init_state(config, jax.random.PRNGKey(config.seed))
+    if start is not None:
+        state = start_from(state, start)
 
     # ------------------------------------------------------- validation ---
     eval_fn = ts.jit_eval_step(config, mesh, config.media_examples) if eval_every \
@@ -108,9 +159,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     crop = int(round(config.crop_seconds * ts.FRONT_END.sample_rate))
     rate = ts.FRONT_END.sample_rate
 
+    start_values = {}
+
     def validate(state, step: int, first: bool, logs) -> dict:
         values, media = evaluate(eval_fn, state.params, state.batch_stats, eval_batches,
                                  mesh, config.seed)
+        if start is not None:
+            # The starting model on the same examples, beside each metric
+            # (val/start_mel_l1 by val/mel_l1): does fine-tuning help?
+            if not start_values:
+                placed = parallel.place_replicated(start, mesh)
+                before, _ = evaluate(eval_fn, placed["params"], placed["batch_stats"],
+                                     eval_batches, mesh, config.seed)
+                start_values.update({f"start_{k}": v for k, v in before.items()
+                                     if not k.startswith("input_")})
+            values = {**values, **start_values}
         logs.scalars(step, values, prefix="val/")
         heard = _listen(media, vocoder, crop) if logs.active else None
         for i in range(len(media["restored_mel"]) if logs.active else 0):
