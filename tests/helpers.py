@@ -47,6 +47,36 @@ def write_small_weights(path: str) -> str:
     return path
 
 
+# ---------------------------------------------------------------- data ---
+
+def build_interrupted_then_again(monkeypatch, at_load: int, build):
+    """``build()`` interrupted (KeyboardInterrupt) at the ``at_load``-th read
+    of a staged array, then run again whole: ``(log, files read from the
+    source by the second run)``."""
+    from vf_jax.data import sources
+    real_load = sources.Staging.load
+    calls = {"load": 0}
+
+    def interrupted_load(path):
+        calls["load"] += 1
+        if calls["load"] == at_load:
+            raise KeyboardInterrupt
+        return real_load(path)
+    monkeypatch.setattr(sources.Staging, "load", staticmethod(interrupted_load))
+    try:
+        build()
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError(f"the build ended before load {at_load}")
+    monkeypatch.setattr(sources.Staging, "load", staticmethod(real_load))
+    reads = []
+    real_read = sources.audio_io.read_audio
+    monkeypatch.setattr(sources.audio_io, "read_audio",
+                        lambda path: reads.append(path) or real_read(path))
+    return build(), reads
+
+
 # ----------------------------------------------------------- analysis ---
 
 def analysis_config(model: str, crop_seconds: float = 0.5):

@@ -10,8 +10,9 @@ import soundfile as sf
 from vf_jax.audio.synthetic import speech_like
 from vf_jax.data import builders, loader
 from vf_jax.data import prepare as build_lib
-from vf_jax.data import sources
 from vf_jax.data.__main__ import main as data_main
+
+from helpers import build_interrupted_then_again
 
 SR = 44100
 
@@ -75,23 +76,8 @@ def test_speech_dataset_resampled_split_by_speaker_with_log(data_dir, speech_tre
 
 def test_interrupted_build_resumes_without_rereading(tmp_path, speech_tree, monkeypatch):
     out = tmp_path / "tfds"
-    real_load = sources.Staging.load
-    calls = {"load": 0}
-
-    def interrupted_load(path):
-        calls["load"] += 1
-        if calls["load"] == 3:
-            raise KeyboardInterrupt
-        return real_load(path)
-    monkeypatch.setattr(sources.Staging, "load", staticmethod(interrupted_load))
-    with pytest.raises(KeyboardInterrupt):
-        build_lib.build("speech", str(out), str(speech_tree), quiet=True)
-    monkeypatch.setattr(sources.Staging, "load", staticmethod(real_load))
-    reads = []
-    real_read = sources.audio_io.read_audio
-    monkeypatch.setattr(sources.audio_io, "read_audio",
-                        lambda path: reads.append(path) or real_read(path))
-    log = build_lib.build("speech", str(out), str(speech_tree), quiet=True)
+    log, reads = build_interrupted_then_again(
+        monkeypatch, 3, lambda: build_lib.build("speech", str(out), str(speech_tree), quiet=True))
     assert reads == []                      # every file was staged by the first run
     assert sum(log["examples"].values()) == 16
     assert builders.BUILDERS["speech"](data_dir=str(out)).is_prepared()

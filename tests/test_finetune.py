@@ -14,10 +14,11 @@ from vf_jax.audio import io as audio_io
 from vf_jax.audio import mel as mel_lib
 from vf_jax.data import alignment, builders, loader
 from vf_jax.data import prepare as build_lib
-from vf_jax.data import sources
 from vf_jax.data.__main__ import main as data_main
 from vf_jax.data.clip import load_clip, telephone, write_example_pairs
 from vf_jax.errors import UserError
+
+from helpers import build_interrupted_then_again
 
 SR = 44100
 
@@ -147,25 +148,10 @@ def test_interrupted_paired_build_resumes_without_rereading(tmp_path, pair_folde
     _, degraded, clean = pair_folders
     out = tmp_path / "tfds"
     pairs = {"degraded": degraded, "clean": clean, "split_by": "file"}
-    real_load = sources.Staging.load
-    calls = {"load": 0}
-
-    def interrupted_load(path):
-        # Loads 1-18 align the 9 pairs whose sides are usable; 21 is while
-        # TFDS writes the dataset.
-        calls["load"] += 1
-        if calls["load"] == 21:
-            raise KeyboardInterrupt
-        return real_load(path)
-    monkeypatch.setattr(sources.Staging, "load", staticmethod(interrupted_load))
-    with pytest.raises(KeyboardInterrupt):
-        build_lib.build("paired", str(out), pairs=pairs, quiet=True)
-    monkeypatch.setattr(sources.Staging, "load", staticmethod(real_load))
-    reads = []
-    real_read = sources.audio_io.read_audio
-    monkeypatch.setattr(sources.audio_io, "read_audio",
-                        lambda path: reads.append(path) or real_read(path))
-    log = build_lib.build("paired", str(out), pairs=pairs, quiet=True)
+    # Loads 1-18 align the 9 pairs whose sides are usable; 21 is while TFDS
+    # writes the dataset.
+    log, reads = build_interrupted_then_again(
+        monkeypatch, 21, lambda: build_lib.build("paired", str(out), pairs=pairs, quiet=True))
     assert reads == []
     assert sum(log["examples"].values()) == 7
 

@@ -54,6 +54,8 @@ def _tiny_vocoder_config():
     ("VF-BiGRU training step, bf16",
      lambda: programs.analysis_train("bigru", batch_per_chip=2, crop_seconds=1.0, bf16=True)),
     ("VF-DNN validation step", lambda: programs.analysis_eval("dnn", 2, 1.0)),
+    ("VF-DNN fine-tuning step, pairs and simulation, a frozen layer",
+     lambda: programs.analysis_finetune("dnn", 2, 1.0, freeze="dense0")),
     ("restoration, released analysis and published vocoder, mode 0",
      lambda: programs.restore(0, 1, 1.0)),
     ("restoration, mode 1", lambda: programs.restore(1, 1, 1.0, "dnn", SMALL_VOCODER)),

@@ -181,14 +181,14 @@ def cmd_evaluate(args) -> int:
     from vf_jax.evaluation import evaluate
     if args.workers < 0:
         raise UserError("--workers must be 0 (automatic) or more")
+    if args.testset is not None and args.pairs is not None:
+        raise UserError("give --testset or --pairs, not both")
     for flag, kind in (("--testset", "testset"), ("--pairs", "paired")):
         folder = getattr(args, flag[2:])
         if folder is None:
             continue
         if args.ref is not None or args.input is not None:
             raise UserError(f"{flag} gives the references and inputs; drop --ref/--input")
-        if args.testset is not None and args.pairs is not None:
-            raise UserError("give --testset or --pairs, not both")
         args.ref, dataset_inputs = evaluate.export_pairs(folder, os.path.join(args.out, kind),
                                                          kind)
         if args.est is None:

@@ -63,11 +63,18 @@ def _key():
     return jax.eval_shape(lambda: jax.random.PRNGKey(0))
 
 
-def _raw_batch(size: int, crop_seconds: float) -> dict:
+def _raw_batch(size: int, crop_seconds: float, paired_fraction: float | None = None) -> dict:
+    """A training batch's shapes: clean speech with noise and RIRs to degrade
+    it; with ``paired_fraction`` a batch of pairs (``degraded`` and the
+    ``paired`` flags; noise and RIRs only when some examples are simulated)."""
     samples = int(round(crop_seconds * SAMPLE_RATE))
-    return {"speech": _struct((size, samples)), "noise": _struct((size, samples)),
-            "rir": _struct((size, int(RIR_SECONDS * SAMPLE_RATE))),
-            "speech_length": _struct((size,), np.int32)}
+    batch = {"speech": _struct((size, samples)), "speech_length": _struct((size,), np.int32)}
+    if paired_fraction is not None:
+        batch.update(degraded=_struct((size, samples)), paired=_struct((size,), np.int32))
+    if paired_fraction is None or paired_fraction < 1.0:
+        batch.update(noise=_struct((size, samples)),
+                     rir=_struct((size, int(RIR_SECONDS * SAMPLE_RATE))))
+    return batch
 
 
 # ----------------------------------------------------------- analysis ---
@@ -86,9 +93,23 @@ def analysis_train(model: str = "unet", batch_per_chip: int = 24, crop_seconds: 
     from vf_jax.training.analysis import step as train_step
     config = config or analysis_config(model, crop_seconds, bf16)
     state = jax.eval_shape(lambda: train_step.init_state(config, jax.random.PRNGKey(0)))
-    return Program(f"train {model}" + (" bf16" if bf16 else ""), train_step.make_step(config),
-                   (state,), lambda n: (_raw_batch(n, config.crop_seconds),),
+    paired = config.paired_fraction if config.get("dataset", "speech") == "paired" else None
+    name = ("fine-tune " if paired is not None else "train ") + config.model
+    return Program(name + (" bf16" if config.bf16 else ""), train_step.make_step(config),
+                   (state,), lambda n: (_raw_batch(n, config.crop_seconds, paired),),
                    batch_per_chip, config.crop_seconds, donate_argnums=(0,))
+
+
+def analysis_finetune(model: str = "released", batch_per_chip: int = 8,
+                      crop_seconds: float = 3.0, bf16: bool = False,
+                      freeze: str = "") -> Program:
+    """The fine-tuning step of ``configs/finetune.py``: pairs, the GSR
+    simulation for the share ``1 - paired_fraction``, frozen BatchNorm
+    statistics, and ``freeze``'s parts without updates."""
+    from configs import finetune
+    config = finetune.get_config()
+    config.model, config.crop_seconds, config.bf16, config.freeze = model, crop_seconds, bf16, freeze
+    return analysis_train(model, batch_per_chip, crop_seconds, bf16, config=config)
 
 
 def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
@@ -212,6 +233,7 @@ def degrade(batch_per_chip: int = 24, crop_seconds: float = 3.0, config=None) ->
 def paper_programs(bf16: bool = False) -> list[Program]:
     """Every program at the paper's sizes (``benchmarks/accelerators.py``)."""
     out = [analysis_train(m, bf16=bf16) for m in ("unet", "bigru", "dnn")]
+    out += [analysis_finetune("released", bf16=bf16)]
     out += [analysis_eval(m) for m in ("unet", "bigru", "dnn")] if not bf16 else []
     out += [vocoder_train(False, bf16=bf16), vocoder_train(True, bf16=bf16)]
     out += [restore(mode, 1, bf16=bf16) for mode in (0, 1, 2)]

@@ -57,9 +57,12 @@ def align_pair(degraded: np.ndarray, clean: np.ndarray, sample_rate: int,
     if abs(correlation) < min_correlation:
         raise Unaligned(f"no alignment within {max_offset_seconds:g} s (best correlation "
                         f"{abs(correlation):.2f}, below {min_correlation:g})")
-    if lag >= 0:
-        degraded = degraded[lag:]
-    else:
-        clean = clean[-lag:]
+    return (*cut(degraded, clean, lag), lag)
+
+
+def cut(degraded: np.ndarray, clean: np.ndarray, lag: int):
+    """``(degraded, clean)`` without ``lag`` (:func:`find_offset`'s) and cut to
+    the shorter: their common stretch."""
+    degraded, clean = (degraded[lag:], clean) if lag >= 0 else (degraded, clean[-lag:])
     n = min(len(degraded), len(clean))
-    return degraded[:n], clean[:n], lag
+    return degraded[:n], clean[:n]

@@ -177,7 +177,7 @@ def training_loader(config, host_batch: int, speech_only: bool = False) -> grain
     """This host's training batches for a training ``config`` (``data_dir``,
     ``seed``, ``crop_seconds``, ``rir_seconds``, ``worker_count``): the built
     datasets, or the shipped clip when ``data_dir`` is empty."""
-    fraction = paired_fraction(config)
+    fraction = paired_share(config)
     if fraction is not None:
         sources = Sources.from_data_dir(config.data_dir, noise=fraction < 1,
                                         rir=fraction < 1, speech="paired")
@@ -193,7 +193,7 @@ def training_loader(config, host_batch: int, speech_only: bool = False) -> grain
                        paired_fraction=fraction)
 
 
-def paired_fraction(config) -> float | None:
+def paired_share(config) -> float | None:
     """``config.paired_fraction`` when the config trains on pairs
     (``dataset == "paired"``), else None (the vocoder's configs have no
     ``dataset``: speech)."""
@@ -239,7 +239,7 @@ def validation_batches(config, host_batch: int, speech_only: bool = False) -> li
     import jax
     global_batch = host_batch * jax.process_count()
     count = max(1, -(-config.eval_examples // global_batch))
-    paired = paired_fraction(config) is not None
+    paired = paired_share(config) is not None
     data = make_loader(validation_sources(config.data_dir, speech_only, paired),
                        batch_size=host_batch, seed=config.seed + 1,
                        crop_seconds=config.crop_seconds,

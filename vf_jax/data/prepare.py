@@ -229,7 +229,7 @@ def stage_pairs(degraded: str, clean: str, staging_dir: str, log: dict, *,
             skipped[key] = "; ".join(reasons)
             continue
         try:
-            d, c, lag = alignment.align_pair(
+            _, _, lag = alignment.align_pair(
                 audio_io.from_pcm16(sources.Staging.load(paths["degraded"])),
                 audio_io.from_pcm16(sources.Staging.load(paths["clean"])),
                 audio_io.SAMPLE_RATE, max_offset, min_correlation)
@@ -259,10 +259,9 @@ def stage_pairs(degraded: str, clean: str, staging_dir: str, log: dict, *,
     def examples(keys):
         for key in keys:
             paths, lag = staged[key]
-            d, c = sources.Staging.load(paths["degraded"]), sources.Staging.load(paths["clean"])
-            d, c = (d[lag:], c) if lag >= 0 else (d, c[-lag:])
-            n = min(len(d), len(c))
-            yield key, {"degraded": d[:n], "clean": c[:n], "speaker": speaker[key],
+            d, c = alignment.cut(sources.Staging.load(paths["degraded"]),
+                                 sources.Staging.load(paths["clean"]), lag)
+            yield key, {"degraded": d, "clean": c, "speaker": speaker[key],
                         "name": key, "offset": np.int32(lag)}
     return (lambda: {s: examples(keys) for s, keys in parts.items()}), log
 

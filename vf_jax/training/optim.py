@@ -45,11 +45,13 @@ def frozen_mask(tree, patterns: str, strict: bool = True):
     wanted = [p.strip().strip("/") for p in patterns.split(",") if p.strip()]
     names = path_names(tree)
 
+    def matches(name, pattern):    # the leaf itself, or a part above it
+        return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(name, pattern + "/*")
+
     def frozen(name):
-        return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(name, p + "/*")
-                   for p in wanted)
+        return any(matches(name, p) for p in wanted)
     for p in wanted if strict else ():
-        if not any(fnmatch.fnmatchcase(n, p) or fnmatch.fnmatchcase(n, p + "/*") for n in names):
+        if not any(matches(n, p) for n in names):
             tops = sorted({n.split("/")[0] for n in names})
             raise UserError(f"freeze pattern {p!r} matches no parameter (the network's parts: "
                             f"{', '.join(tops)})")
