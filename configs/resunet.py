@@ -14,6 +14,7 @@ from vf_jax.training import config as config_lib
 def get_config(model: str = "unet"):
     c = config_lib.base()
     c.model = model                     # released | unet | bigru | dnn
+    c.model_width = 1.0                 # hidden sizes x this (1: the paper's and published)
     c.loss = "log_l1"                   # log_l1 (the code) | linear_l1 (the paper's text)
     # Adam with AMSGrad, betas (0.5, 0.999); 5e-4 after a 100-step warm-up, x0.9 every 40k.
     c.learning_rate = 5e-4

@@ -89,9 +89,10 @@ def small_weights_dir(tmp_path_factory):
 # this order, the longest first, so that none is left with a long module at
 # the end while the other idles. Modules not listed keep their order, after.
 SLOWEST_FIRST = ("test_tpu_compile.py", "test_vocoder_training.py", "test_parity.py",
-                 "test_train_step.py", "test_train_loop.py", "test_notebook.py", "test_vocoder_parts.py",
-                 "test_corpus.py", "test_finetune.py", "test_restore.py", "test_demo_and_metrics.py", "test_degradations.py",
-                 "test_data.py", "test_models.py", "test_evaluate.py")
+                 "test_finetune.py", "test_train_step.py", "test_train_loop.py",
+                 "test_notebook.py", "test_vocoder_parts.py", "test_corpus.py", "test_restore.py",
+                 "test_demo_and_metrics.py", "test_degradations.py", "test_data.py",
+                 "test_models.py", "test_evaluate.py")
 
 
 # Markers, so that a contributor can run a quick subset (``pytest -m "not slow"``,
@@ -117,7 +118,8 @@ SLOW = {"test_train_step.py::test_each_architecture_learns_a_fixed_set",
         "test_demo_and_metrics.py::test_demo_without_weights_trains_the_tiny_model_and_restores",
         "test_restore.py::test_bucketed_analysis_equals_unpadded",
         "test_finetune.py::test_the_recipe_runs_from_the_command_line",
-        "test_finetune.py::test_starting_weights_from_a_folder_or_a_run"}
+        "test_finetune.py::test_starting_weights_from_a_folder_or_a_run",
+        "test_finetune.py::test_finetuning_beats_its_start_and_training_from_scratch"}
 
 
 def pytest_configure(config):

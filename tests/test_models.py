@@ -45,6 +45,28 @@ def test_parameter_counts(kind):
     assert EXPECTED["dnn"] == pytest.approx(1.38e6, rel=0.01)
 
 
+@pytest.mark.parametrize("kind", ["released", "unet", "bigru", "dnn"])
+def test_a_narrower_network_keeps_the_layout(kind):
+    """``width`` scales the hidden sizes only: the same arrays by the same
+    names (no block loses its shortcut), mel-sized ends."""
+    wide, narrow = (jax.tree_util.tree_flatten_with_path(models.analysis_template(kind, w))[0]
+                    for w in (1.0, 1 / 12))
+    assert [path for path, _ in wide] == [path for path, _ in narrow]
+    for (path, a), (_, b) in zip(wide, narrow):
+        name = jax.tree_util.keystr(path)
+        for big, small in zip(a.shape, b.shape):
+            # Only 1x1 and 3x3 kernels, BatchNorm scalars, the 2 input channels
+            # and the 128 mels (127 in the ResUNet) may keep their sizes; a
+            # concatenation's width is the sum of two rounded ones.
+            assert (abs(small - big / 12) <= 1
+                    or (small == big and big in (1, 2, 3, 127, 128))), name
+    # The ends stay mel-sized.
+    module = models.analysis_module(kind, 1 / 12)
+    variables = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype),
+                                       models.analysis_template(kind, 1 / 12))
+    assert module.apply(variables, jnp.ones((1, 64, 128))).shape == (1, 64, 128)
+
+
 @pytest.mark.parametrize("kind", ["bigru", "dnn"])
 def test_zero_output_layer_is_identity_in_the_log_domain(kind):
     """The residual form: with the last layer zeroed, the output is log10 M."""

@@ -9,7 +9,10 @@
   network on ``log10 M`` predicting the log10 residual, i.e. a multiplicative
   mask: :class:`VFUNet`, :class:`VFBiGRU`, :class:`VFDNN`.
 
-All share one interface: ``(mel, train_bn, deterministic, valid)``.
+All share one interface: ``(mel, train_bn, deterministic, valid)``, and a
+``width`` that scales every hidden size (1: the published sizes; smaller for
+tests and experiments that must train in seconds on a CPU; the depth and the
+layout stay).
 """
 
 from __future__ import annotations
@@ -20,7 +23,17 @@ import jax.numpy as jnp
 
 from vf_jax.audio import mel as mel_lib
 from vf_jax.models.layers import BNGRU, ScalarBatchNorm, mask_frames
-from vf_jax.models.resunet import ResUNet
+from vf_jax.models.resunet import ENCODER_CHANNELS, ResUNet
+
+
+def scaled(size: int, width: float) -> int:
+    """A hidden size at ``width`` times the published one (at least 1)."""
+    return max(1, round(size * width))
+
+
+def unet(width: float) -> ResUNet:
+    """The ResUNet (named ``unet``) with its channels at ``width``."""
+    return ResUNet(channels=tuple(scaled(c, width) for c in ENCODER_CHANNELS), name="unet")
 
 
 class Denoiser(nn.Module):
@@ -31,20 +44,22 @@ class Denoiser(nn.Module):
     """
     n_mels: int = 128
     dropout: float = 0.5
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, x, train_bn: bool = False, deterministic: bool = True,
                  valid=None):
         n = self.n_mels
+        double, quadruple = scaled(2 * n, self.width), scaled(4 * n, self.width)
         x = ScalarBatchNorm(name="l0")(x, train_bn)
-        x = nn.relu(nn.Dense(2 * n, name="l1")(x))
+        x = nn.relu(nn.Dense(double, name="l1")(x))
         x = ScalarBatchNorm(name="l3")(x, train_bn)
-        x = nn.Dense(4 * n, name="l4")(x)
+        x = nn.Dense(quadruple, name="l4")(x)
         x = nn.relu(nn.Dropout(self.dropout)(x, deterministic=deterministic))
-        x = BNGRU(2 * n, name="l7")(x, train_bn, valid)
-        x = BNGRU(2 * n, name="l8")(x, train_bn, valid)
+        x = BNGRU(double, name="l7")(x, train_bn, valid)
+        x = BNGRU(double, name="l8")(x, train_bn, valid)
         x = nn.relu(ScalarBatchNorm(name="l9")(x, train_bn))
-        x = nn.Dense(4 * n, name="l11")(x)
+        x = nn.Dense(quadruple, name="l11")(x)
         x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
         x = nn.relu(ScalarBatchNorm(name="l13")(x, train_bn))
         return jax.nn.sigmoid(nn.Dense(n, name="l15")(x))
@@ -59,30 +74,32 @@ class ReleasedAnalysis(nn.Module):
     multiple of 64); eval mode only.
     """
     n_mels: int = 128
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
                  valid=None):
-        mask = Denoiser(self.n_mels, name="denoiser")(mel, train_bn, deterministic,
-                                                      valid)
+        mask = Denoiser(self.n_mels, width=self.width, name="denoiser")(
+            mel, train_bn, deterministic, valid)
         clean = mask * mel
         log_clean = mel_lib.to_log(clean)
         unet_in = jnp.stack([mel_lib.to_log(mel), log_clean], axis=-1)
         # The original's UNet sees zeros past the true end.
         unet_in = mask_frames(unet_in, valid)
-        residual = ResUNet(name="unet")(unet_in, train_bn, valid)
+        residual = unet(self.width)(unet_in, train_bn, valid)
         return residual + log_clean
 
 
 class VFUNet(nn.Module):
     """VF-UNet: the ResUNet on the 1-channel log-mel, log10 residual."""
     n_mels: int = 128
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
                  valid=None):
         log_mel = mel_lib.to_log(mel)
-        residual = ResUNet(name="unet")(mask_frames(log_mel, valid)[..., None], train_bn, valid)
+        residual = unet(self.width)(mask_frames(log_mel, valid)[..., None], train_bn, valid)
         return residual + log_mel
 
 
@@ -91,15 +108,17 @@ class VFBiGRU(nn.Module):
     -> ReLU -> Linear 512->256 -> ReLU -> Linear 256->128; log10 residual."""
     n_mels: int = 128
     hidden: int = 256
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
                  valid=None):
         log_mel = mel_lib.to_log(mel)
+        double = scaled(2 * self.n_mels, self.width)
         x = ScalarBatchNorm(name="bn_in")(log_mel, train_bn)
-        x = nn.Dense(2 * self.n_mels, name="dense_in")(x)
-        x = nn.relu(BNGRU(self.hidden, name="gru")(x, train_bn, valid))
-        x = nn.relu(nn.Dense(2 * self.n_mels, name="dense_mid")(x))
+        x = nn.Dense(double, name="dense_in")(x)
+        x = nn.relu(BNGRU(scaled(self.hidden, self.width), name="gru")(x, train_bn, valid))
+        x = nn.relu(nn.Dense(double, name="dense_mid")(x))
         return nn.Dense(self.n_mels, name="dense_out")(x) + log_mel
 
 
@@ -108,6 +127,7 @@ class VFDNN(nn.Module):
     after each of the first four), then Linear 256->128; log10 residual."""
     n_mels: int = 128
     widths: tuple = (2, 4, 8, 4, 2)
+    width: float = 1.0
 
     @nn.compact
     def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
@@ -115,7 +135,7 @@ class VFDNN(nn.Module):
         log_mel = mel_lib.to_log(mel)
         x = log_mel
         for i, w in enumerate(self.widths):
-            x = nn.relu(nn.Dense(w * self.n_mels, name=f"dense{i}")(x))
+            x = nn.relu(nn.Dense(scaled(w * self.n_mels, self.width), name=f"dense{i}")(x))
             if i < len(self.widths) - 1:
                 x = ScalarBatchNorm(name=f"bn{i}")(x, train_bn)
         return nn.Dense(self.n_mels, name="dense_out")(x) + log_mel

@@ -14,14 +14,15 @@ ANALYSIS_KINDS = {"released": ReleasedAnalysis, "unet": VFUNet, "bigru": VFBiGRU
                   "dnn": VFDNN}
 
 
-def analysis_module(kind: str = "released"):
-    return ANALYSIS_KINDS[kind]()
+def analysis_module(kind: str = "released", width: float = 1.0):
+    """The analysis network ``kind``; ``width`` scales its hidden sizes (1: published)."""
+    return ANALYSIS_KINDS[kind](width=width)
 
 
 @functools.lru_cache(maxsize=4)
-def analysis_template(kind: str = "released"):
+def analysis_template(kind: str = "released", width: float = 1.0):
     """Shapes of the analysis variables (``params``, ``batch_stats``)."""
-    model = analysis_module(kind)
+    model = analysis_module(kind, width)
     return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0),
                                              jnp.zeros((1, 64, 128))))
 

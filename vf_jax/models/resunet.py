@@ -32,6 +32,7 @@ class ResUNet(nn.Module):
     ``T`` must be a multiple of 64); frames past ``valid`` must be zero on input.
     """
     momentum: float = 0.01
+    channels: tuple = ENCODER_CHANNELS   # the encoder's; the decoder mirrors them
 
     @nn.compact
     def __call__(self, x, train_bn: bool = False, valid=None):
@@ -48,23 +49,23 @@ class ResUNet(nn.Module):
         fold = backends.family() == "tpu"
         first = x.shape[1:3]
         skips = []
-        for i, ch in enumerate(ENCODER_CHANNELS):
+        for i, ch in enumerate(self.channels):
             lv = None if level_valid is None else level_valid // (2 ** i)
             x, skip = EncoderBlockRes(ch, self.momentum, name=f"encoder{i + 1}")(
                 x, train_bn, lv, fold=fold and i == 0)
             skips.append(skip)
-        depth = len(ENCODER_CHANNELS)
+        depth = len(self.channels)
         lv = None if level_valid is None else level_valid // (2 ** depth)
-        x = ConvBlockRes(ENCODER_CHANNELS[-1], self.momentum, name="centre")(
+        x = ConvBlockRes(self.channels[-1], self.momentum, name="centre")(
             x, train_bn, lv)
-        decoder_channels = ENCODER_CHANNELS[::-1]
+        decoder_channels = self.channels[::-1]
         for i, (ch, skip) in enumerate(zip(decoder_channels, reversed(skips))):
             lv = None if level_valid is None else level_valid // (2 ** (depth - i))
             last = i == depth - 1
             x = DecoderBlockRes(ch, self.momentum, name=f"decoder{i + 1}")(
                 x, skip, train_bn, lv, folded=first if fold and last else None)
         folded = first if fold else None
-        x = ConvBlockRes(ENCODER_CHANNELS[0], self.momentum, name="head")(
+        x = ConvBlockRes(self.channels[0], self.momentum, name="head")(
             x, train_bn, level_valid, folded)
         x = Conv2d(1, kernel=1, use_bias=True, name="out")(x, folded)
         if fold:

@@ -124,9 +124,11 @@ def _cast(tree, dtype):
 
 
 def _analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
-             dropout: bool, kind: str = "released", precision: str = "float32"):
+             dropout: bool, kind: str = "released", precision: str = "float32",
+             width: float = 1.0):
     """``(B, samples)`` -> restored log10 mel ``(B, n_frames, 128)`` float32 by
-    the analysis network ``kind`` (:data:`vf_jax.models.registry.ANALYSIS_KINDS`).
+    the analysis network ``kind`` (:data:`vf_jax.models.registry.ANALYSIS_KINDS`)
+    at ``width`` (:func:`vf_jax.restoration.weights.analysis_width`).
 
     ``length``: true samples when ``wav`` is a padded bucket (one for the
     batch, or one per example ``(B,)``), else None. ``precision``: the
@@ -139,7 +141,7 @@ def _analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
             wav, length)
     else:
         mel, _ = mel_lib.mel_spectrogram(wav, FRONT_END, n_frames, length)
-    model = models.analysis_module(kind)
+    model = models.analysis_module(kind, width)
     variables = {**variables, "params": _cast(variables["params"], dtype)}
     if train_bn:   # batch statistics; stored ones untouched (mutable, discarded)
         out, _ = model.apply(variables, mel.astype(dtype), train_bn=True,
@@ -164,7 +166,7 @@ def _vocode(params, log_mel, frames, *, size: tuple = (), precision: str = "floa
 
 
 _analyse_jit = compilation.jit(_analyse, static_argnames=("n_frames", "train_bn", "dropout",
-                                                          "kind", "precision"))
+                                                          "kind", "precision", "width"))
 _vocode_jit = compilation.jit(_vocode, static_argnames=("size", "precision"))
 
 
@@ -196,6 +198,7 @@ def compile_for(variables, length: int, channels: int = 1,
                            jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
                            jax.ShapeDtypeStruct((), i32), key, n_frames=bucket,
                            train_bn=False, dropout=False, kind=analysis_kind(meta),
+                           width=weights_lib.analysis_width(meta),
                            precision=precision).lower().compile()
         _vocode_jit.trace(variables["vocoder"]["params"],
                           jax.ShapeDtypeStruct((channels, bucket, 128), f32),
@@ -370,12 +373,13 @@ def default_batch_size(devices=None) -> int:
 
 
 def _restore_rows(variables, wav, lengths, *, n_frames: int, kind: str, size: tuple,
-                  precision: str):
+                  precision: str, width: float = 1.0):
     """Rows ``(B, bucket samples)`` with true ``lengths (B,)`` -> vocoder
     output ``(B, samples)`` and restored log10 mel ``(B, n_frames, 128)``:
     a window's :meth:`Restorer._restore_window` in modes 0 and 1, one length per row."""
     log_mel = _analyse(variables["analysis"], wav, lengths, None, n_frames=n_frames,
-                       train_bn=False, dropout=False, kind=kind, precision=precision)
+                       train_bn=False, dropout=False, kind=kind, precision=precision,
+                       width=width)
     frames = 1 + lengths // HOP
     audio = _vocode(variables["vocoder"]["params"], log_mel, frames, size=size,
                     precision=precision)
@@ -383,7 +387,8 @@ def _restore_rows(variables, wav, lengths, *, n_frames: int, kind: str, size: tu
 
 
 _restore_rows_jit = compilation.jit(_restore_rows,
-                                    static_argnames=("n_frames", "kind", "size", "precision"))
+                                    static_argnames=("n_frames", "kind", "size", "precision",
+                                                     "width"))
 
 
 @dataclasses.dataclass
@@ -462,7 +467,8 @@ class BatchedRestoration:
         audio, log_mel = _restore_rows_jit(
             self.variables, jax.device_put(wav, self.rows), jax.device_put(lengths, self.rows),
             n_frames=bucket, kind=analysis_kind(restorer.meta),
-            size=vocoder_size(restorer.meta), precision=restorer.precision)
+            width=weights_lib.analysis_width(restorer.meta), size=vocoder_size(restorer.meta),
+            precision=restorer.precision)
         audio, log_mel = np.asarray(audio), np.asarray(log_mel)
         for r, (index, w, c, segment) in enumerate(rows):
             frames = FRONT_END.num_frames(segment.size)
@@ -700,7 +706,7 @@ class Restorer:
                 _analyse_jit(self.variables["analysis"], jnp.asarray(ch[None]),
                              length, key, n_frames=frames, train_bn=True,
                              dropout=dropout, kind=analysis_kind(self.meta),
-                             precision=self.precision)
+                             width=weights_lib.analysis_width(self.meta), precision=self.precision)
                 for ch in segment], axis=0)
             log_mel = jnp.pad(log_mel, ((0, 0), (0, bucket - frames), (0, 0)))
         else:
@@ -709,7 +715,9 @@ class Restorer:
             log_mel = _analyse_jit(self.variables["analysis"], jnp.asarray(padded),
                                    jnp.int32(length), key, n_frames=bucket,
                                    train_bn=False, dropout=False,
-                                   kind=analysis_kind(self.meta), precision=self.precision)
+                                   kind=analysis_kind(self.meta),
+                                   width=weights_lib.analysis_width(self.meta),
+                                   precision=self.precision)
         wav = _vocode_jit(self.variables["vocoder"]["params"], log_mel, jnp.int32(frames),
                           size=vocoder_size(self.meta), precision=self.precision)
         wav = trim_center(np.asarray(wav), length, frames)

@@ -38,20 +38,28 @@ def default_weights_dir() -> str:
 
 
 def describe(analysis_kind: str = "released", provenance: dict | None = None,
-             notes: list[str] | None = None, vocoder_size: dict | None = None) -> dict:
+             notes: list[str] | None = None, vocoder_size: dict | None = None,
+             analysis_width: float = 1.0) -> dict:
     """The folder's JSON: ``vocoder_size`` (``channels``, ``cond_channels``,
-    ``resstack_depth``) when the generator is not the published size."""
+    ``resstack_depth``) when the generator is not the published size, and
+    ``analysis_width`` when the analysis network is not."""
+    width = {} if analysis_width == 1.0 else {"width": float(analysis_width)}
     return {
         "format": FORMAT,
         "version": VERSION,
         "analysis": {"kind": analysis_kind, "sample_rate": SAMPLE_RATE, "n_fft": 2048,
-                     "hop": 441, "n_mels": 128},
+                     "hop": 441, "n_mels": 128, **width},
         "vocoder": {"kind": "tfgan", "sample_rate": SAMPLE_RATE, "weight_norm": "folded",
                     **{k: int(v) for k, v in (vocoder_size or {}).items()}},
         "provenance": provenance or {},
         "notes": notes or [],
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def analysis_width(meta: dict | None) -> float:
+    """The analysis network's width a folder records (none: 1, the published sizes)."""
+    return float((meta or {}).get("analysis", {}).get("width", 1.0))
 
 
 def save(out_dir: str, variables: dict, meta: dict, overwrite: bool = False) -> None:

@@ -28,12 +28,12 @@ def _run_state(workdir: str, init_state, config, which: str, best_metric: str):
     return checkpoints.restore_state(workdir, abstract, which, best_metric)
 
 
-def load_analysis(path: str, which: str = "best") -> tuple[dict, str, dict]:
-    """``(variables {"params", "batch_stats"}, kind, provenance)`` from a
+def load_analysis(path: str, which: str = "best") -> tuple[dict, str, float, dict]:
+    """``(variables {"params", "batch_stats"}, kind, width, provenance)`` from a
     weights folder or an analysis training run."""
     if weights.is_weights_dir(path):
         variables, meta = weights.load(path)
-        return (variables["analysis"], meta["analysis"]["kind"],
+        return (variables["analysis"], meta["analysis"]["kind"], weights.analysis_width(meta),
                 {"weights": os.path.abspath(path)})
     config = training_loop.read_config(path)
     if "model" not in config:
@@ -42,7 +42,8 @@ def load_analysis(path: str, which: str = "best") -> tuple[dict, str, dict]:
     state, step = _run_state(path, lambda c: ts.init_state(c, jax.random.PRNGKey(0)), config,
                              which, ts.BEST_METRIC)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
-    return variables, config.model, {"run": os.path.abspath(path), "step": int(step)}
+    return (variables, config.model, float(config.get("model_width", 1.0)),
+            {"run": os.path.abspath(path), "step": int(step)})
 
 
 def load_vocoder(path: str, which: str = "best") -> tuple[dict, dict, dict]:
@@ -70,12 +71,13 @@ def export(analysis: str, vocoder: str, out: str, which: str = "best",
     for path in (analysis, vocoder):
         if not os.path.isdir(path):
             raise UserError(f"no such folder: {path}")
-    analysis_vars, kind, analysis_from = load_analysis(analysis, which)
+    analysis_vars, kind, width, analysis_from = load_analysis(analysis, which)
     vocoder_params, sizes, vocoder_from = load_vocoder(vocoder, which)
     published = {"channels": 1024, "cond_channels": 512, "resstack_depth": 8}
     meta = weights.describe(kind, {"analysis": analysis_from, "vocoder": vocoder_from},
                             [f"exported: analysis {kind}, vocoder {sizes or published}"],
-                            vocoder_size=sizes if sizes and sizes != published else None)
+                            vocoder_size=sizes if sizes and sizes != published else None,
+                            analysis_width=width)
     variables = {"analysis": jax.tree_util.tree_map(np.asarray, analysis_vars),
                  "vocoder": {"params": jax.tree_util.tree_map(np.asarray, vocoder_params)}}
     weights.save(out, variables, meta, overwrite=overwrite)

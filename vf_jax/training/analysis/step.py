@@ -94,13 +94,19 @@ def keep_frozen_statistics(config: ml_collections.ConfigDict, new, old):
     return jax.tree_util.tree_map(lambda f, n, o: o if f else n, mask, new, old)
 
 
+def network(config: ml_collections.ConfigDict):
+    """The config's analysis network (``model`` at ``model_width``; runs from
+    before the width setting have the published sizes)."""
+    return models.analysis_module(config.model, config.get("model_width", 1.0))
+
+
 def init_state(config: ml_collections.ConfigDict, rng) -> TrainState:
     """Fresh parameters, BatchNorm statistics and optimiser state (one jitted
     program, :func:`vf_jax.compilation.jit_init`: eagerly, every
     initialiser's draw compiles on its own)."""
     def init(rng):
         init_rng, rng = jax.random.split(rng)
-        model = models.analysis_module(config.model)
+        model = network(config)
         frames = FRONT_END.num_frames(int(config.crop_seconds * FRONT_END.sample_rate))
         variables = model.init(init_rng, jnp.ones((1, frames, FRONT_END.n_mels)))
         params = variables["params"]
@@ -165,7 +171,7 @@ def make_update(config: ml_collections.ConfigDict, axis_name: str | None = None)
     dropout_rng) -> (state without its rng advanced, metrics)`` (mels
     ``(B, T, mels)``, linear; ``valid`` ``(B,)`` frames). With ``axis_name``
     the loss normalisation, gradients and BatchNorm statistics are global."""
-    model = models.analysis_module(config.model)
+    model = network(config)
     tx = optimizer(config)
     compute = jnp.bfloat16 if config.bf16 else jnp.float32
     schedule = learning_rate(config)
@@ -235,7 +241,7 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
     ``clean_mel`` ``(n, T, mels)`` and the waveforms ``degraded``, ``clean``
     ``(n, samples)``.
     """
-    model = models.analysis_module(config.model)
+    model = network(config)
 
     def eval_step(params, batch_stats, batch, key):
         keys = jax.random.split(key, batch["speech"].shape[0])

@@ -79,8 +79,7 @@ def restore_log_mel(config: ml_collections.ConfigDict, state, wav) -> np.ndarray
     import jax.numpy as jnp
 
     from vf_jax.audio import mel as mel_lib
-    from vf_jax.models import registry as models
-    model = models.analysis_module(config.model)
+    model = ts.network(config)
 
     @jax.jit
     def run(variables, wav):
@@ -106,11 +105,11 @@ def starting_point(config: ml_collections.ConfigDict) -> dict | None:
     from vf_jax.training import export
     if not os.path.isdir(config.init_weights):
         raise UserError(f"init_weights: no such folder: {config.init_weights}")
-    variables, kind, _ = export.load_analysis(config.init_weights)
+    variables, kind, width, _ = export.load_analysis(config.init_weights)
     if config.model and config.model != kind:
         raise UserError(f"init_weights holds a {kind} analysis network, but config.model is "
                         f"{config.model} (leave it empty to take the folder's)")
-    config.model = kind
+    config.model, config.model_width = kind, width
     return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
 
 
