@@ -102,13 +102,16 @@ def analysis_train(model: str = "unet", batch_per_chip: int = 24, crop_seconds: 
 
 def analysis_finetune(model: str = "released", batch_per_chip: int = 8,
                       crop_seconds: float = 3.0, bf16: bool = False,
-                      freeze: str = "") -> Program:
+                      freeze: str = "", paired_fraction: float | None = None) -> Program:
     """The fine-tuning step of ``configs/finetune.py``: pairs, the GSR
-    simulation for the share ``1 - paired_fraction``, frozen BatchNorm
-    statistics, and ``freeze``'s parts without updates."""
+    simulation for the share ``1 - paired_fraction`` (the config's unless
+    given; at 1 there is none), frozen BatchNorm statistics, and ``freeze``'s
+    parts without updates."""
     from configs import finetune
     config = finetune.get_config()
     config.model, config.crop_seconds, config.bf16, config.freeze = model, crop_seconds, bf16, freeze
+    if paired_fraction is not None:
+        config.paired_fraction = paired_fraction
     return analysis_train(model, batch_per_chip, crop_seconds, bf16, config=config)
 
 
