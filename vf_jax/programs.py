@@ -116,15 +116,18 @@ def analysis_finetune(model: str = "released", batch_per_chip: int = 8,
 
 
 def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
-                  crop_seconds: float = 3.0) -> Program:
-    """The analysis validation step (fixed degradations, eval-mode network, metrics)."""
+                  crop_seconds: float = 3.0, pairs: bool = False) -> Program:
+    """The analysis validation step (fixed degradations, eval-mode network,
+    metrics); ``pairs``: on held-out pairs, as fine-tuning validates (no degradations)."""
     from vf_jax.training.analysis import step as train_step
     config = analysis_config(model, crop_seconds)
     variables = models.analysis_template(model)
-    return Program(f"validate {model}", train_step.make_eval_step(config),
+    paired = 1.0 if pairs else None
+    return Program(f"validate {model}" + (" on pairs" if pairs else ""),
+                   train_step.make_eval_step(config),
                    (variables["params"], variables.get("batch_stats", {})),
-                   lambda n: (_raw_batch(n, crop_seconds),), batch_per_chip, crop_seconds,
-                   trailing=(_key(),))
+                   lambda n: (_raw_batch(n, crop_seconds, paired),), batch_per_chip,
+                   crop_seconds, trailing=(_key(),))
 
 
 # ------------------------------------------------------------ vocoder ---
