@@ -51,6 +51,7 @@ from vf_jax.models import registry as models
 from vf_jax.models.resunet import padded_frames
 from vf_jax.models.vocoder import GENERATOR_SIZES, TFGANGenerator, normalise_mel, trim_center
 from vf_jax.restoration import weights as weights_lib
+from vf_jax.restoration.weights import analysis_kind, analysis_width
 
 FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
 HOP = FRONT_END.hop
@@ -176,10 +177,6 @@ def vocoder_size(meta: dict | None) -> tuple:
     return tuple((k, int(vocoder[k])) for k in GENERATOR_SIZES if k in vocoder)
 
 
-def analysis_kind(meta: dict | None) -> str:
-    return (meta or {}).get("analysis", {}).get("kind", "released")
-
-
 def compile_for(variables, length: int, channels: int = 1,
                 max_window: int = round(MAX_WINDOW_SECONDS * SAMPLE_RATE),
                 overlap: int = round(OVERLAP_SECONDS * SAMPLE_RATE),
@@ -198,7 +195,7 @@ def compile_for(variables, length: int, channels: int = 1,
                            jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
                            jax.ShapeDtypeStruct((), i32), key, n_frames=bucket,
                            train_bn=False, dropout=False, kind=analysis_kind(meta),
-                           width=weights_lib.analysis_width(meta),
+                           width=analysis_width(meta),
                            precision=precision).lower().compile()
         _vocode_jit.trace(variables["vocoder"]["params"],
                           jax.ShapeDtypeStruct((channels, bucket, 128), f32),
@@ -467,7 +464,7 @@ class BatchedRestoration:
         audio, log_mel = _restore_rows_jit(
             self.variables, jax.device_put(wav, self.rows), jax.device_put(lengths, self.rows),
             n_frames=bucket, kind=analysis_kind(restorer.meta),
-            width=weights_lib.analysis_width(restorer.meta), size=vocoder_size(restorer.meta),
+            width=analysis_width(restorer.meta), size=vocoder_size(restorer.meta),
             precision=restorer.precision)
         audio, log_mel = np.asarray(audio), np.asarray(log_mel)
         for r, (index, w, c, segment) in enumerate(rows):
@@ -706,7 +703,7 @@ class Restorer:
                 _analyse_jit(self.variables["analysis"], jnp.asarray(ch[None]),
                              length, key, n_frames=frames, train_bn=True,
                              dropout=dropout, kind=analysis_kind(self.meta),
-                             width=weights_lib.analysis_width(self.meta), precision=self.precision)
+                             width=analysis_width(self.meta), precision=self.precision)
                 for ch in segment], axis=0)
             log_mel = jnp.pad(log_mel, ((0, 0), (0, bucket - frames), (0, 0)))
         else:
@@ -716,7 +713,7 @@ class Restorer:
                                    jnp.int32(length), key, n_frames=bucket,
                                    train_bn=False, dropout=False,
                                    kind=analysis_kind(self.meta),
-                                   width=weights_lib.analysis_width(self.meta),
+                                   width=analysis_width(self.meta),
                                    precision=self.precision)
         wav = _vocode_jit(self.variables["vocoder"]["params"], log_mel, jnp.int32(frames),
                           size=vocoder_size(self.meta), precision=self.precision)

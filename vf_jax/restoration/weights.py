@@ -57,6 +57,11 @@ def describe(analysis_kind: str = "released", provenance: dict | None = None,
     }
 
 
+def analysis_kind(meta: dict | None) -> str:
+    """The analysis network a folder records (none: the released model)."""
+    return (meta or {}).get("analysis", {}).get("kind", "released")
+
+
 def analysis_width(meta: dict | None) -> float:
     """The analysis network's width a folder records (none: 1, the published sizes)."""
     return float((meta or {}).get("analysis", {}).get("width", 1.0))
@@ -151,7 +156,7 @@ def load(path: str) -> tuple[dict, dict]:
 
     from vf_jax.models import registry as models
     meta = load_meta(path)
-    kind = meta.get("analysis", {}).get("kind", "released")
+    kind = analysis_kind(meta)
     if kind not in models.ANALYSIS_KINDS:
         raise UserError(f"{path}: unknown analysis model kind {kind!r}")
     try:
