@@ -7,18 +7,18 @@ local accelerator when there is one.
     python benchmarks/accelerators.py --run                    # on a GPU (or TPU) machine
 
 Ahead of time (needs ``pip install "libtpu==0.0.42.*"``; JAX's runtime stays on
-the CPU): each program of :func:`vf_jax.programs.paper_programs` (paper sizes:
+the CPU): each program of :func:`vf_jax.aot.programs.paper_programs` (paper sizes:
 batch 24 per chip, 3 s crops for the analysis networks, 0.5 s for the vocoder,
 30 s restoration windows) is jitted over one chip of the topology and
 compiled. The table gives the compile time, HBM per chip against what the chip
 has, FLOPs per chip and step (the program as written, and in brackets as
-compiled for the TPU, whose forms add some: :func:`vf_jax.aot.model_flops`),
+compiled for the TPU, whose forms add some: :func:`vf_jax.aot.compiler.model_flops`),
 the compiler's step-time estimate, examples (or audio seconds) per second per
 chip at that estimate, and the utilisation of the chip's peak it implies (the
 FLOPs as written over the estimate: useful work only). The last two columns:
 the compiled program's memory traffic (``cost_analysis()["bytes accessed"]``)
 and the roofline, the utilisation that traffic allows at the chip's HBM
-bandwidth (:meth:`vf_jax.aot.Report.roofline`): a program whose roofline is
+bandwidth (:meth:`vf_jax.aot.compiler.Report.roofline`): a program whose roofline is
 low is bound by memory, not by the matrix unit.
 
 The estimate: ``cost_analysis()["optimal_seconds"]``. The TPU compiler counts
@@ -54,7 +54,7 @@ def select(programs, names):
 
 
 def build(args):
-    from vf_jax import programs
+    from vf_jax.aot import programs
     out = []
     for precision in args.precision:
         bf16 = precision == "bf16"
@@ -67,7 +67,7 @@ def build(args):
 
 
 def ahead_of_time(args) -> int:
-    from vf_jax import aot
+    from vf_jax.aot import compiler
     header = ("program", "topology", "batch/chip", "compile s", "HBM GB / chip",
               "TFLOP/step (compiled)",
               "estimate ms", "unmodelled ops", "per s per chip", "utilisation",
@@ -75,11 +75,11 @@ def ahead_of_time(args) -> int:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for topology in args.topology:
-        mesh = aot.topology_mesh(topology, chips=1)
-        chip = aot.chip_of(mesh)
+        mesh = compiler.topology_mesh(topology, chips=1)
+        chip = compiler.chip_of(mesh)
         for program in build(args):
             report = program.compile(mesh)
-            written = aot.model_flops(program.fn, program.arguments(mesh))
+            written = compiler.model_flops(program.fn, program.arguments(mesh))
             if report.error:
                 row = (program.name, topology, program.batch_per_chip,
                        f"{report.compile_seconds:.0f}", "does not compile", "", "", "", "",

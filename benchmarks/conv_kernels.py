@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from vf_jax import compilation
 from vf_jax.models.analysis import ReleasedAnalysis  # noqa: E402
 from vf_jax.models.vocoder import TFGANGenerator  # noqa: E402
-from vf_jax.restoration import restore  # noqa: E402
+from vf_jax.restoration import buckets  # noqa: E402
 
 import record  # noqa: E402  (benchmarks/record.py)
 
@@ -77,7 +77,7 @@ def main() -> None:
         flops = 2 * 9 * ch * ch * np.prod(shape[1:3])
         rows.append((f"ResUNet 3x3 conv {shape[1]}x{shape[2]}x{ch}", flops,
                      *both(conv(("NHWC", "HWIO", "NHWC")), (x, w), args.repeats)))
-    samples = t * restore.HOP
+    samples = t * buckets.HOP
     for ch, rate in ((64, 1), (128, 3), (256, 9), (512, 63)):
         x = jnp.asarray(rng.standard_normal((1, samples // rate, ch), np.float32))
         w = jnp.asarray(rng.standard_normal((3, ch, ch), np.float32) * 0.05)

@@ -20,7 +20,7 @@ batching cannot speed the computation up, only share compilation and overlap
 reading and writing.
 
 With ``--tpu``: the program a folder's batches run
-(:func:`vf_jax.programs.restore_rows`) compiled ahead of time for one chip of
+(:func:`vf_jax.aot.programs.restore_rows`) compiled ahead of time for one chip of
 v5e at ``--tpu-rows`` rows of ``--tpu-seconds`` s, float32 and bf16; hours of
 audio per chip-hour = rows x seconds / the compiler's step-time estimate.
 """
@@ -89,7 +89,7 @@ start = time.perf_counter()
 from vf_jax.audio import io as audio_io
 from vf_jax.audio.io import find_audio_files
 from vf_jax.compilation import enable_compilation_cache
-from vf_jax.restoration.restore import Restorer
+from vf_jax.restoration.restorer import Restorer
 enable_compilation_cache()
 inp, out, weights = sys.argv[1:4]
 restorer = Restorer.from_folder(weights)
@@ -130,8 +130,8 @@ def timed_process(code: str, args: list[str], cache: pathlib.Path) -> tuple[floa
 
 def tpu_estimates(rows: int, seconds: float) -> list[tuple]:
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
-    from vf_jax import aot, programs
-    mesh = aot.topology_mesh("v5e:2x2", chips=1)
+    from vf_jax.aot import compiler, programs
+    mesh = compiler.topology_mesh("v5e:2x2", chips=1)
     out = []
     for bf16 in (False, True):
         program = programs.restore_rows(rows, seconds, bf16=bf16)

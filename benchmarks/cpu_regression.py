@@ -42,14 +42,28 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _module(path: str, flat: str):
-    """A vf_jax module by its path in the subpackage layout, or by its name
-    in the flat layout of earlier revisions (so either tree can be timed)."""
+def _module(*paths: str):
+    """The first of ``paths`` (vf_jax modules, newest layout first) that this
+    tree has: the subpackage layouts and the flat one of earlier revisions,
+    so that either tree can be timed."""
+    import importlib
+    for path in paths[:-1]:
+        try:
+            return importlib.import_module(f"vf_jax.{path}")
+        except ModuleNotFoundError:
+            pass
+    return importlib.import_module(f"vf_jax.{paths[-1]}")
+
+
+def _config(name: str):
+    """A training config of this tree: loaded by name, or the importable
+    ``configs`` package of earlier revisions."""
     import importlib
     try:
-        return importlib.import_module(f"vf_jax.{path}")
-    except ModuleNotFoundError:
-        return importlib.import_module(f"vf_jax.{flat}")
+        from vf_jax import config_files
+    except ImportError:
+        return importlib.import_module(f"configs.{name}").get_config()
+    return config_files.get_config(name)
 
 
 def timings(repeats: int) -> dict:
@@ -58,13 +72,12 @@ def timings(repeats: int) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from configs import resunet, tfgan
     from vf_jax import compilation
     degradations = _module("audio.degradations", "degradations")
     models = _module("models.registry", "models")
     train_step = _module("training.analysis.step", "train_step")
     vts = _module("training.vocoder.step", "vocoder_train_step")
-    Restorer = _module("restoration.restore", "restore").Restorer
+    Restorer = _module("restoration.restorer", "restoration.restore", "restore").Restorer
     TFGANGenerator = _module("models.vocoder", "vocoder").TFGANGenerator
 
     rng = np.random.default_rng(0)
@@ -87,7 +100,7 @@ def timings(repeats: int) -> dict:
                                              batch["rir"]), repeats)
     out["degradations (ex/s)"] = 24 / seconds
 
-    config = resunet.get_config()
+    config = _config("resunet")
     state = train_step.init_state(config, jax.random.PRNGKey(0))
     options = compilation.compiler_options()
     step = jax.jit(train_step.make_step(config), compiler_options=options)
@@ -95,7 +108,7 @@ def timings(repeats: int) -> dict:
     seconds = median_seconds(lambda: step(state, small)[1]["loss"], repeats)
     out["VF-UNet training step (ex/s)"] = 2 / seconds
 
-    vconfig = tfgan.get_config()
+    vconfig = _config("tfgan")
     vstate = vts.init_state(vconfig, jax.random.PRNGKey(0))
     vstep = jax.jit(vts.make_step(vconfig, adversarial=False), compiler_options=options)
     crops = {"speech": raw(2, 0.5)["speech"]}

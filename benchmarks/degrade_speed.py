@@ -24,6 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vf_jax.audio import degradations as deg  # noqa: E402
+from vf_jax.audio import filters  # noqa: E402
 from vf_jax.audio import synthetic  # noqa: E402
 
 import record  # noqa: E402  (benchmarks/record.py)
@@ -35,7 +36,7 @@ SR = 44100
 
 def host_lowpass(x, kind, cutoff, order):
     wn = cutoff / (SR / 2)
-    if kind in deg.IIR_FAMILIES:
+    if kind in filters.IIR_FAMILIES:
         design = {"butter": lambda: sps.butter(order, wn, output="sos"),
                   "cheby1": lambda: sps.cheby1(order, 0.1, wn, output="sos"),
                   "ellip": lambda: sps.ellip(order, 0.1, 60, wn, output="sos"),
@@ -60,7 +61,7 @@ def host_degrade(rng, speech, noise, rir):
         x = sps.convolve(x, rir)[:len(x)]
         if np.max(np.abs(x)) > 0.99:
             x = x / np.max(np.abs(x)) * 0.98
-    kind = deg.BAND_LIMITS[rng.integers(len(deg.BAND_LIMITS))]
+    kind = filters.BAND_LIMITS[rng.integers(len(filters.BAND_LIMITS))]
     cutoff, order = rng.uniform(750, 22050), int(rng.integers(2, 10))
     x = host_lowpass(x, kind, cutoff, order)
     if rng.uniform() < 0.5:

@@ -86,7 +86,7 @@ def main() -> None:
         # Steady state in process.
         import torch
 
-        from vf_jax.restoration.restore import Restorer
+        from vf_jax.restoration.restorer import Restorer
         restorer = Restorer.from_folder(str(weights_dir))
         restorer.restore(x, 44100)
         t = time.perf_counter()

@@ -10,7 +10,7 @@ Ahead of time, on this host (needs ``libtpu``; JAX's runtime stays on the CPU).
    residual stacks run kernel-3 convolutions at 512, 256, 128 and 64 channels
    over 7, 49, 147 and 441 samples per mel frame. For each, one dilated
    convolution over the batched restoration program's input (``--windows`` x
-   ``--seconds``) is compiled for one chip in the form :func:`vf_jax.models.layers.conv1d`
+   ``--seconds``) is compiled for one chip in the form :func:`vf_jax.models.convolution.conv1d`
    uses on a TPU, in float32 and bf16. The table gives the compiler's estimate,
    the utilisation it implies, the memory traffic of the compiled program in
    passes over the activation (one pass = the activation's bytes), and the
@@ -45,9 +45,9 @@ import jax.numpy as jnp  # noqa: E402
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vf_jax import aot
+from vf_jax.aot import compiler
 from vf_jax.audio.io import SAMPLE_RATE  # noqa: E402
-from vf_jax.models import layers, vocoder  # noqa: E402
+from vf_jax.models import convolution, vocoder  # noqa: E402
 
 import record  # noqa: E402  (benchmarks/record.py)
 
@@ -75,9 +75,9 @@ def ceiling(channels: int, value_bytes: int, chip: dict) -> float:
 def one_convolution(mesh, windows: int, channels: int, samples: int, dtype) -> dict:
     x = jax.ShapeDtypeStruct((windows, samples, channels), dtype)
     w = jax.ShapeDtypeStruct((TAPS, channels, channels), dtype)
-    args = aot.shape_of((x, w), mesh)
-    report = aot.compile_program(
-        lambda x, w: layers.conv1d(x, w, (DILATION, DILATION), DILATION), args)
+    args = compiler.shape_of((x, w), mesh)
+    report = compiler.compile_program(
+        lambda x, w: convolution.conv1d(x, w, (DILATION, DILATION), DILATION), args)
     flops = 2 * TAPS * channels * channels * windows * samples
     activation = windows * samples * channels * jnp.dtype(dtype).itemsize
     return dict(report=report, flops=flops, passes=(report.bytes_accessed or 0) / activation)
@@ -101,10 +101,10 @@ def pallas_estimates(mesh) -> tuple[float, float, float]:
             out_specs=pl.BlockSpec((128, block), lambda i: (0, i)),
             cost_estimate=cost)(x, w)
 
-    args = aot.shape_of((jax.ShapeDtypeStruct((128, n), jnp.float32),
+    args = compiler.shape_of((jax.ShapeDtypeStruct((128, n), jnp.float32),
                          jax.ShapeDtypeStruct((128, 128), jnp.float32)), mesh)
     flops = 2 * 128 * 128 * n
-    return tuple(aot.compile_program(f, args).estimated_seconds
+    return tuple(compiler.compile_program(f, args).estimated_seconds
                  for f in (lambda x, w: w @ x, product(flops), product(1000 * flops)))
 
 
@@ -115,8 +115,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     record.add_flag(parser)
     args = parser.parse_args(argv)
-    mesh = aot.topology_mesh(args.topology, chips=1)
-    chip = aot.chip_of(mesh)
+    mesh = compiler.topology_mesh(args.topology, chips=1)
+    chip = compiler.chip_of(mesh)
     frames = round(args.seconds * SAMPLE_RATE / vocoder.HOP)
     with record.results("tpu_ceilings", args.record):
         print(f"One kernel-3 convolution per residual stack, {args.windows} x {args.seconds:g} s, "

@@ -46,12 +46,12 @@ def main() -> None:
     import jax.numpy as jnp
     import torch
 
-    from configs import resunet
+    from vf_jax import config_files
     from vf_jax.audio.synthetic import training_batch
     from vf_jax.training import parallel
     from vf_jax.training.analysis import step as ts
 
-    config = resunet.get_config()
+    config = config_files.get_config("resunet")
     config.crop_seconds = args.seconds
     batch = training_batch(args.batch, args.seconds)
     keys = jax.random.split(jax.random.PRNGKey(0), args.batch)

@@ -121,13 +121,12 @@ def main() -> None:
     import jax.numpy as jnp
     import torch
 
-    from configs import tfgan, tfgan_tiny
-    from vf_jax import compilation
+    from vf_jax import compilation, config_files
     from vf_jax.models import weight_norm
     from vf_jax.models.vocoder import TFGANGenerator
     from vf_jax.training.vocoder import step as vts
 
-    config = (tfgan if args.size == "published" else tfgan_tiny).get_config()
+    config = config_files.get_config("tfgan" if args.size == "published" else "tfgan_tiny")
     speech = speech_batch(args.batch, int(round(args.crop * 44100)))
     feats, frames = jax.jit(vts.vocoder_input)(jnp.asarray(speech))
     feats = np.asarray(feats)

@@ -4,8 +4,8 @@ r"""VF-BiGRU on the GSR data, with the paper's settings (those of configs/resune
         --config.data_dir=data/
 """
 
-from configs import resunet
+from vf_jax import config_files
 
 
 def get_config():
-    return resunet.get_config(model="bigru")
+    return config_files.get_config("resunet", model="bigru")

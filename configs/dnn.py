@@ -4,8 +4,8 @@ r"""VF-DNN on the GSR data, with the paper's settings (those of configs/resunet.
         --config.data_dir=data/
 """
 
-from configs import resunet
+from vf_jax import config_files
 
 
 def get_config():
-    return resunet.get_config(model="dnn")
+    return config_files.get_config("resunet", model="dnn")

@@ -11,11 +11,11 @@ network's kind comes from it. Validation runs on the held-out pairs and logs,
 beside each metric, the starting model's value (``val/start_...``).
 """
 
-from configs import resunet
+from vf_jax import config_files
 
 
 def get_config():
-    c = resunet.get_config(model="")    # "": the kind of init_weights
+    c = config_files.get_config("resunet", model="")    # "": the kind of init_weights
     c.dataset = "paired"
     # Real pairs in 80 % of the examples; the rest the GSR simulation applied
     # to the clean side (noise and RIRs from data_dir when built there), which

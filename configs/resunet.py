@@ -7,12 +7,12 @@ VF-BiGRU and VF-DNN (configs/bigru.py, configs/dnn.py) train with the same
 settings; only the network differs.
 """
 
+from vf_jax import config_files
 from vf_jax.audio import degradations
-from vf_jax.training import config as config_lib
 
 
 def get_config(model: str = "unet"):
-    c = config_lib.base()
+    c = config_files.get_config("base")
     c.model = model                     # released | unet | bigru | dnn
     c.model_width = 1.0                 # hidden sizes x this (1: the paper's and published)
     c.loss = "log_l1"                   # log_l1 (the code) | linear_l1 (the paper's text)

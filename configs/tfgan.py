@@ -13,12 +13,12 @@ Parallel WaveGAN, 0.5 s crops.
 
 import ml_collections
 
+from vf_jax import config_files
 from vf_jax.models import discriminators
-from vf_jax.training import config as config_lib
 
 
 def get_config():
-    c = config_lib.base()
+    c = config_files.get_config("base")
     c.generator = ml_collections.ConfigDict(
         {"channels": 1024, "cond_channels": 512, "resstack_depth": 8})
     # (n_fft, hop, window) of the multi-resolution STFT loss and of the

@@ -4,11 +4,11 @@ minutes, on the shipped clip when no data folder is given.
     python -m train.vocoder --config configs/tfgan_tiny.py --workdir runs/tfgan_tiny
 """
 
-from configs import tfgan
+from vf_jax import config_files
 
 
 def get_config():
-    c = tfgan.get_config()
+    c = config_files.get_config("tfgan")
     c.generator.update({"channels": 64, "cond_channels": 32, "resstack_depth": 3})
     c.discriminators.update({"waveform_channels": 4, "max_channels": 64,
                              "spectrogram_channels": 8})

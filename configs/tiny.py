@@ -4,11 +4,11 @@ data folder is given; the demo trains it.
     python -m train.analysis --config configs/tiny.py --workdir runs/tiny
 """
 
-from configs import dnn
+from vf_jax import config_files
 
 
 def get_config():
-    c = dnn.get_config()
+    c = config_files.get_config("dnn")
     c.learning_rate = 1e-3
     c.warmup_steps = 10
     c.batch_size_per_device = 4

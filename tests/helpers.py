@@ -11,6 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)          # configs/ and train/ as the commands see them
 
+from vf_jax import config_files  # noqa: E402
 from vf_jax.data.clip import load_clip  # noqa: E402
 from vf_jax.training.vocoder import step as vts  # noqa: E402
 
@@ -81,8 +82,7 @@ def build_interrupted_then_again(monkeypatch, at_load: int, build):
 
 def analysis_config(model: str, crop_seconds: float = 0.5):
     """A paper config of ``model`` for short crops, learning fast (warm-up 1 step)."""
-    from configs import resunet
-    c = resunet.get_config(model)
+    c = config_files.get_config("resunet", model)
     c.crop_seconds = crop_seconds
     c.learning_rate, c.warmup_steps = 1e-3, 1
     return c
@@ -103,8 +103,7 @@ def vocoder_config(**overrides):
     """The tiny config, smaller still: a generator step takes ~30 ms on a CPU.
     Every kind of discriminator, fewer of each (two waveform scales, one
     spectrogram resolution, two sub-bands): compiling is what costs here."""
-    from configs import tfgan_tiny
-    c = tfgan_tiny.get_config()
+    c = config_files.get_config("tfgan_tiny")
     c.generator.update({"channels": 32, "cond_channels": 16, "resstack_depth": 2})
     c.discriminators.update({"waveform_channels": 4, "max_channels": 16,
                              "spectrogram_channels": 4, "scales": 2,

@@ -21,11 +21,11 @@ def _maker():
 
 
 def test_a_vocoder_run_from_before_the_move_resumes_with_its_arrays(tmp_path, capfd):
-    from configs.tfgan_tiny import get_config
+    from vf_jax import config_files
     from vf_jax.training.vocoder import train as vocoder_training
     run = tmp_path / "vocoder_run"
     shutil.copytree(FIXTURES / "vocoder_run", run)
-    config = _maker().vocoder_config(get_config)
+    config = _maker().vocoder_config(lambda: config_files.get_config("tfgan_tiny"))
     state = vocoder_training.train_and_evaluate(config, str(run))   # at its last step: reads only
     # A fresh start with the same seed would give the same arrays: the run must
     # have resumed, trained nothing and set no checkpoint aside as unreadable.
@@ -42,14 +42,14 @@ def test_a_vocoder_run_from_before_the_move_resumes_with_its_arrays(tmp_path, ca
 
 def test_a_weights_folder_from_before_the_move_restores_the_same(tmp_path):
     from vf_jax import Restorer
-    from vf_jax.restoration import restore
+    from vf_jax.restoration import networks
     maker = _maker()
     folder = tmp_path / "weights"
     shutil.copytree(FIXTURES / "weights", folder)
     restorer = Restorer.from_folder(str(folder))
 
     wav = maker.signal()
-    mel = restore._analyse(restorer.variables["analysis"], wav[None], None,
+    mel = networks.analyse(restorer.variables["analysis"], wav[None], None,
                            jax.random.PRNGKey(0), n_frames=1 + wav.size // 441,
                            train_bn=False, dropout=False, kind="dnn")
     expected_mel = np.load(FIXTURES / "restored_mel.npy")

@@ -18,9 +18,8 @@ import soundfile as sf
 from vf_jax.audio import io as audio_io
 from vf_jax.audio.synthetic import speech_like, voiced_signal
 from vf_jax.cli import main
-from vf_jax.restoration import corpus
-from vf_jax.restoration import restore as restore_lib
-from vf_jax.restoration import weights
+from vf_jax.restoration import corpus, weights
+from vf_jax.restoration.restorer import Restorer
 
 from conftest import TEST_XLA_FLAGS
 
@@ -76,7 +75,7 @@ def test_a_folder_restores_as_each_file_alone(folders, small_weights_dir):
     inp, out, rels = folders
     assert restore_cli(inp, out, small_weights_dir, "--subtype", "FLOAT", "--batch-size",
                        "3") == 0
-    restorer = restore_lib.Restorer(*weights.load(small_weights_dir))
+    restorer = Restorer(*weights.load(small_weights_dir))
     for rel in rels:
         audio, rate = audio_io.read_audio(str(inp / rel))
         alone = restorer.restore(audio, rate)

@@ -7,6 +7,7 @@ import pytest
 from scipy import signal as sps
 
 from vf_jax.audio import degradations as deg
+from vf_jax.audio import effects, filters
 from vf_jax.audio.synthetic import speech_like
 
 SR = 44100
@@ -26,7 +27,7 @@ def scipy_lowpass(family, order, cutoff):
             "bessel": lambda: sps.bessel(order, wn, output="sos")}[family]()
 
 
-@pytest.mark.parametrize("family", deg.IIR_FAMILIES)
+@pytest.mark.parametrize("family", filters.IIR_FAMILIES)
 @pytest.mark.parametrize("order,cutoff", [(2, 750.0), (5, 3100.0), (8, 9000.0), (9, 20500.0)])
 def test_zero_phase_lowpass_matches_sosfiltfilt(family, order, cutoff):
     """The filtered impulse's magnitude response: within 0.5 dB of sosfiltfilt's
@@ -34,7 +35,7 @@ def test_zero_phase_lowpass_matches_sosfiltfilt(family, order, cutoff):
     impulse = np.zeros(L, np.float32)
     impulse[L // 2] = 1.0
     ref = sps.sosfiltfilt(scipy_lowpass(family, order, cutoff), impulse.astype(np.float64))
-    ours = jax.jit(deg.band_limit)(jnp.asarray(impulse), deg.BAND_LIMITS.index(family),
+    ours = jax.jit(effects.band_limit)(jnp.asarray(impulse), filters.BAND_LIMITS.index(family),
                                    cutoff, order)
     n = 1 << 19
     f = np.fft.rfftfreq(n, 1 / SR)
@@ -54,7 +55,7 @@ def test_resample_band_limit_matches_resample_poly(cutoff):
     x = np.random.default_rng(1).standard_normal(L).astype(np.float32)
     low = int(cutoff / (SR / 2) * SR)
     ref = sps.resample_poly(sps.resample_poly(x.astype(np.float64), low, SR), SR, low)[:L]
-    ours = np.asarray(deg.band_limit(jnp.asarray(x), deg.BAND_LIMITS.index("stft"), cutoff, 2))
+    ours = np.asarray(effects.band_limit(jnp.asarray(x), filters.BAND_LIMITS.index("stft"), cutoff, 2))
     f, p_ref = sps.welch(ref, SR, nperseg=4096)
     _, p_ours = sps.welch(ours, SR, nperseg=4096)
     passband = f < 0.85 * cutoff
@@ -66,7 +67,7 @@ def test_resample_band_limit_matches_resample_poly(cutoff):
 def test_stft_hard_zeroes_bins_above_cutoff():
     x = jnp.asarray(speech_like())
     cutoff = 5000.0
-    y = deg.band_limit(x, deg.BAND_LIMITS.index("stft_hard"), cutoff, 2)
+    y = effects.band_limit(x, filters.BAND_LIMITS.index("stft_hard"), cutoff, 2)
     f, p_x = sps.welch(np.asarray(x), SR, nperseg=2048)
     _, p_y = sps.welch(np.asarray(y), SR, nperseg=2048)
     assert np.all(10 * np.log10(p_y[f > cutoff * 1.05] / np.max(p_x)) < -60)
@@ -79,10 +80,10 @@ def test_sox_lowpass_is_the_prewarped_second_order_butterworth():
     x = speech_like()
     for cutoff in (4000.0, 15000.0):
         ref = sps.lfilter(*sps.butter(2, cutoff / (SR / 2)), x.astype(np.float64))
-        ours = np.asarray(deg.apply_biquad(jnp.asarray(x), "lowpass", cutoff))
+        ours = np.asarray(filters.apply_biquad(jnp.asarray(x), "lowpass", cutoff))
         np.testing.assert_allclose(ours, ref, atol=2e-5)
     ref = sps.lfilter(*sps.butter(2, 1000 / (SR / 2), btype="high"), x.astype(np.float64))
-    np.testing.assert_allclose(np.asarray(deg.apply_biquad(jnp.asarray(x), "highpass", 1000.0)),
+    np.testing.assert_allclose(np.asarray(filters.apply_biquad(jnp.asarray(x), "highpass", 1000.0)),
                                ref, atol=2e-5)
 
 
@@ -90,7 +91,7 @@ def test_sox_lowpass_is_the_prewarped_second_order_butterworth():
 def test_shelves_reach_their_gain(kind):
     """Closed form: a shelf's gain is ``gain_db`` at its end of the band, 0 dB at
     the other (to 0.02 dB: float32 coefficients of a 100 Hz shelf cancel)."""
-    b, a = deg.biquad(kind, 100.0 if kind == "bass" else 3000.0, 6.0)
+    b, a = filters.biquad(kind, 100.0 if kind == "bass" else 3000.0, 6.0)
     w, h = sps.freqz(np.asarray(b), np.asarray(a), worN=[0.0, np.pi])
     low, high = db(h)
     assert low == pytest.approx(6.0 if kind == "bass" else 0.0, abs=0.02)
@@ -105,7 +106,7 @@ def test_reverberation_equals_fftconvolve():
         ref = sps.fftconvolve(x.astype(np.float64), gain * rir.astype(np.float64))[:L]
         if np.max(np.abs(ref)) > 0.99:
             ref = ref / np.max(np.abs(ref)) * 0.98
-        ours = np.asarray(jax.jit(deg.reverberate)(jnp.asarray(x), jnp.asarray(gain * rir)))
+        ours = np.asarray(jax.jit(effects.reverberate)(jnp.asarray(x), jnp.asarray(gain * rir)))
         np.testing.assert_allclose(ours, ref, atol=1e-5)
     assert np.max(np.abs(ours)) == pytest.approx(0.98, abs=1e-6)
 
@@ -119,9 +120,9 @@ def test_freeverb_matches_its_recursions(params):
     scale = 0.1 + 0.9 * room_scale
     n = 40_000
     impulse = np.zeros(n)
-    impulse[0] = deg.FREEVERB_INPUT_GAIN
+    impulse[0] = effects.FREEVERB_INPUT_GAIN
     combs = np.zeros(n)
-    for tuning in deg.FREEVERB_COMBS:
+    for tuning in effects.FREEVERB_COMBS:
         d = int(round(tuning * scale))
         b = np.zeros(d + 2)
         b[d:] = [1.0, -damp]
@@ -130,13 +131,13 @@ def test_freeverb_matches_its_recursions(params):
         a[d] -= feedback * (1 - damp)
         combs += sps.lfilter(b, a, impulse)
     out = combs
-    for tuning in deg.FREEVERB_ALLPASSES:
+    for tuning in effects.FREEVERB_ALLPASSES:
         d = int(round(tuning * scale))
-        g = deg.FREEVERB_ALLPASS_FEEDBACK
+        g = effects.FREEVERB_ALLPASS_FEEDBACK
         b, a = np.zeros(d + 1), np.zeros(d + 1)
         b[0], b[d], a[0], a[d] = -1.0, 1.0 + g, 1.0, -g
         out = sps.lfilter(b, a, out)
-    ours = np.asarray(deg.freeverb_impulse_response(*params))[:n]
+    ours = np.asarray(effects.freeverb_impulse_response(*params))[:n]
     assert np.max(np.abs(ours - out)) < 1e-3 * np.max(np.abs(out))
 
 
@@ -148,7 +149,7 @@ def test_noise_reaches_target_snr(level):
     measure = {"mean_abs": lambda v: np.mean(np.abs(v)),
                "rms": lambda v: np.sqrt(np.mean(np.square(v)))}[level]
     for snr in (-5.0, 0.0, 17.3, 40.0):
-        scaled = np.asarray(deg.match_noise(speech, noise, snr, level))
+        scaled = np.asarray(effects.match_noise(speech, noise, snr, level))
         achieved = 20 * np.log10(measure(np.asarray(speech)) / measure(scaled))
         assert achieved == pytest.approx(snr, abs=0.1)
 
@@ -157,18 +158,18 @@ def test_quiet_speech_keeps_peak_normalised_noise():
     """The original matches levels only above a mean absolute level of 0.02."""
     speech = jnp.asarray(speech_like() * 0.01)
     noise = jnp.asarray(np.random.default_rng(4).standard_normal(L).astype(np.float32))
-    scaled = np.asarray(deg.match_noise(speech, noise, 20.0))
+    scaled = np.asarray(effects.match_noise(speech, noise, 20.0))
     assert np.max(np.abs(scaled)) == pytest.approx(0.1, rel=1e-5)
 
 
 def test_clip_and_quantise_closed_forms():
     x = jnp.asarray(speech_like())
     top = float(np.max(np.abs(x)))
-    y = np.asarray(deg.clip(x, 4.0))
+    y = np.asarray(effects.clip(x, 4.0))
     assert np.max(np.abs(y)) == pytest.approx(top / 4, rel=1e-6)
     np.testing.assert_array_equal(y[np.abs(x) < top / 4], np.asarray(x)[np.abs(x) < top / 4])
     for bits in (4, 7):
-        q = np.asarray(deg.quantise(x, bits))
+        q = np.asarray(effects.quantise(x, bits))
         levels = 2 ** bits
         grid = np.linspace(-1 + 1 / levels, 1 - 1 / levels, levels) * top
         assert set(np.unique(q)) <= set(grid.astype(np.float32))
@@ -195,7 +196,7 @@ def test_effect_frequencies_follow_the_config():
         freq = float(np.mean(np.asarray(params[name])))
         se = np.sqrt(max(p * (1 - p), 1e-12) / n)
         assert abs(freq - p) <= 3 * se + 1e-12, (name, freq, p)
-    kinds = np.bincount(np.asarray(params["kind"]), minlength=len(deg.BAND_LIMITS)) / n
+    kinds = np.bincount(np.asarray(params["kind"]), minlength=len(filters.BAND_LIMITS)) / n
     assert np.all(np.abs(kinds - 1 / 6) <= 3 * np.sqrt(1 / 6 * 5 / 6 / n))
     orders = np.asarray(params["order"])
     assert orders.min() == 2 and orders.max() == 9
@@ -285,6 +286,6 @@ def test_tpu_fft_lengths_give_the_same_degradations():
     default = deg.gsr_degrader(config)(keys, speech, noise, rir)
     with backends.force("tpu"):
         tpu = deg.gsr_degrader(config)(keys, speech, noise, rir)
-    assert deg.fft_size(L, "tpu") == 1 << 18 and deg.fft_size(L) < 1 << 18
+    assert filters.fft_size(L, "tpu") == 1 << 18 and filters.fft_size(L) < 1 << 18
     for a, b in zip(default, tpu):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=2e-5)

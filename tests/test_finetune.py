@@ -211,7 +211,7 @@ def test_paired_crops_share_offsets_mix_simulation_and_resume(paired_dir):
 
 
 def test_the_step_takes_real_pairs_where_flagged_and_simulates_the_rest():
-    from configs import resunet
+    from vf_jax import config_files
     from vf_jax.audio import degradations
     from vf_jax.training.analysis import step as ts
     rng = np.random.default_rng(0)
@@ -222,7 +222,7 @@ def test_the_step_takes_real_pairs_where_flagged_and_simulates_the_rest():
              "speech_length": np.full(4, n, np.int32), "paired": np.array([1, 0, 1, 0], np.int32),
              "noise": 0.1 * rng.standard_normal((4, n)).astype(np.float32),
              "rir": np.pad([[1.0]] * 4, ((0, 0), (0, 99))).astype(np.float32)}
-    config = resunet.get_config("dnn")
+    config = config_files.get_config("resunet", "dnn")
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     degraded, target, mel_in, mel_clean, _ = jax.jit(
         lambda b, k: ts.degrade_and_analyse(b, k, config.degradation))(batch, keys)
@@ -240,8 +240,8 @@ def test_the_step_takes_real_pairs_where_flagged_and_simulates_the_rest():
 # ----------------------------------------------------- starting weights ---
 
 def tiny_finetune(data_dir, **overrides):
-    from configs import finetune
-    c = finetune.get_config()
+    from vf_jax import config_files
+    c = config_files.get_config("finetune")
     c.data_dir = str(data_dir)
     c.crop_seconds, c.batch_size_per_device = 0.5, 2
     c.eval_examples, c.eval_batch_size_per_device = 4, 2
@@ -360,7 +360,7 @@ def test_finetuning_beats_its_start_and_training_from_scratch(tmp_path, paired_d
     assert after < 0.85 * scratch_val["val/mel_l1"]
     assert after < tuned_val["val/input_mel_l1"]
     # The narrow weights folder restores as the training network does at step 0.
-    from vf_jax.restoration.restore import Restorer
+    from vf_jax.restoration.restorer import Restorer
     config = tiny_finetune(paired_dir, init_weights=SIMULATION_TRAINED)
     start = analysis_training.starting_point(config)
     state = analysis_training.start_from(ts.init_state(config, jax.random.PRNGKey(0)), start)
@@ -420,7 +420,7 @@ def test_the_recipe_runs_from_the_command_line(tmp_path, small_weights_dir):
         assert summaries[name] == own
         assert own["all"]["lsd"]["n"] == 1                 # the one held-out pair
     # The published restorer's files are the restorer's own output on that pair.
-    from vf_jax.restoration.restore import Restorer
+    from vf_jax.restoration.restorer import Restorer
     held_out = next((tmp_path / "report" / "paired" / "degraded").rglob("*.wav"))
     audio, rate = audio_io.read_audio(str(held_out))
     rel = held_out.relative_to(tmp_path / "report" / "paired" / "degraded")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vf_jax.models import layers
+from vf_jax.models import blocks, convolution, masks, normalization, recurrent
 
 
 def test_bigru_matches_torch_gru():
@@ -22,12 +22,12 @@ def test_bigru_matches_torch_gru():
             get = lambda n: getattr(gru, f"{n}_l{layer}{suffix}").detach().numpy()
             params[name] = {"kernel_ih": get("weight_ih").T, "kernel_hh": get("weight_hh").T,
                             "bias_ih": get("bias_ih"), "bias_hh": get("bias_hh")}
-    ours = layers.BiGRU(8, 2).apply({"params": params}, jnp.asarray(x))
+    ours = recurrent.BiGRU(8, 2).apply({"params": params}, jnp.asarray(x))
     np.testing.assert_allclose(ours, ref, atol=2e-6)
 
 
 def test_bigru_padding_with_valid_is_exact():
-    model = layers.BiGRU(8, 2)
+    model = recurrent.BiGRU(8, 2)
     x = np.random.default_rng(1).standard_normal((2, 20, 6)).astype(np.float32)
     v = model.init(jax.random.PRNGKey(0), jnp.asarray(x))
     exact = model.apply(v, jnp.asarray(x[:, :13]))
@@ -45,7 +45,7 @@ def test_polyphase_conv_transpose_matches_torch(stride, kernel, padding):
     ref = torch.nn.functional.conv_transpose1d(
         torch.tensor(x).transpose(1, 2), torch.tensor(w), stride=stride,
         padding=padding, output_padding=out_pad).transpose(1, 2).numpy()
-    ours = layers.conv_transpose1d_polyphase(jnp.asarray(x), jnp.transpose(w, (2, 0, 1)),
+    ours = convolution.conv_transpose1d_polyphase(jnp.asarray(x), jnp.transpose(w, (2, 0, 1)),
                                              stride, padding)
     np.testing.assert_allclose(ours, ref, atol=1e-5)
 
@@ -56,7 +56,7 @@ def test_conv_transpose2d_matches_torch():
     w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)        # (in, out, kh, kw)
     ref = torch.nn.functional.conv_transpose2d(
         torch.tensor(x).permute(0, 3, 1, 2), torch.tensor(w), stride=2).permute(0, 2, 3, 1)
-    ours = layers.conv_transpose(jnp.asarray(x), jnp.transpose(w, (2, 3, 0, 1)), (2, 2), (0, 0))
+    ours = convolution.conv_transpose(jnp.asarray(x), jnp.transpose(w, (2, 3, 0, 1)), (2, 2), (0, 0))
     assert ours.shape == (2, 11, 9, 3)
     np.testing.assert_allclose(ours, ref.numpy(), atol=1e-5)
 
@@ -76,14 +76,14 @@ def test_scalar_batchnorm_matches_batchnorm2d_of_one_channel(train):
                                    "bias": np.array([-0.2], np.float32)}},
                  "batch_stats": {"bn": {"mean": np.array([0.3], np.float32),
                                         "var": np.array([2.0], np.float32)}}}
-    ours, _ = layers.ScalarBatchNorm().apply(variables, jnp.asarray(x), train,
+    ours, _ = normalization.ScalarBatchNorm().apply(variables, jnp.asarray(x), train,
                                             mutable=["batch_stats"])
     np.testing.assert_allclose(ours, ref, atol=1e-5)
 
 
 def test_mask_frames():
     x = jnp.ones((2, 5, 3))
-    m = layers.mask_frames(x, jnp.array([2, 4]))
+    m = masks.mask_frames(x, jnp.array([2, 4]))
     np.testing.assert_array_equal(m[:, :, 0], [[1, 1, 0, 0, 0], [1, 1, 1, 1, 0]])
 
 
@@ -104,7 +104,7 @@ def test_strided_conv_equals_xla_conv_and_its_gradients(x_shape, k_shape, stride
     sp = "HW"[:len(strides)]
     ref = lambda a, b: lax.conv_general_dilated(a, b, strides, padding, feature_group_count=groups,
                                                 dimension_numbers=(f"N{sp}C", f"{sp}IO", f"N{sp}C"))
-    ours = lambda a, b: layers.strided_conv(a, b, strides, padding, groups)
+    ours = lambda a, b: convolution.strided_conv(a, b, strides, padding, groups)
     np.testing.assert_allclose(ours(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
     loss = lambda conv: jax.grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b))), (0, 1))(x, w)
     for a, b in zip(loss(ours), loss(ref)):
@@ -130,7 +130,7 @@ def test_conv1d_forms_equal_xla_conv_and_their_gradients(k, padding, dilation):
     expected = loss(ref)
     for family in backends.FAMILIES:
         with backends.force(family):
-            got = loss(lambda a, b: layers.conv1d(a, b, padding, dilation))
+            got = loss(lambda a, b: convolution.conv1d(a, b, padding, dilation))
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
@@ -178,7 +178,7 @@ def test_folded_encoder_block_equals_plain(train):
     frames, bins = 16, 127
     x = jnp.asarray(rng.standard_normal((2, frames, bins, 2)), jnp.float32)
     valid = jnp.array([16, 11])
-    block = layers.EncoderBlockRes(8)
+    block = blocks.EncoderBlockRes(8)
     variables = block.init(jax.random.PRNGKey(0), x, False)
     stats = jax.tree_util.tree_map(lambda a: a + 0.3 * rng.random(a.shape, np.float32),
                                    variables["batch_stats"])

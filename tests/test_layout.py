@@ -1,7 +1,8 @@
 """The package's layout: imports point down its layers, with no cycle, not
-even one hidden inside a function, and every module imports on its own. The
-training configs (``configs/``) are a layer of their own: they use the
-library's parts, and its top layer (the demo, the ahead-of-time programs) uses them."""
+even one hidden inside a function, every module imports on its own, and no
+module uses another's underscore names. The training configs (``configs/``)
+are files loaded by path or name (:mod:`vf_jax.config_files`), not a package:
+they use the library's parts, and no library module imports them."""
 
 import ast
 import pathlib
@@ -15,7 +16,8 @@ PACKAGES = tuple(ROOT / name for name in OURS)
 # Lowest first. A module may import from its own layer (without cycles) or
 # from a lower one.
 LAYERS = [
-    ("vf_jax.errors", "vf_jax.backends", "vf_jax.compilation", "vf_jax.aot", "vf_jax.original"),
+    ("vf_jax.errors", "vf_jax.backends", "vf_jax.compilation", "vf_jax.config_files",
+     "vf_jax.original"),
     ("vf_jax.audio",),
     ("vf_jax.models",),
     ("vf_jax.data",),
@@ -23,7 +25,7 @@ LAYERS = [
     ("vf_jax.evaluation",),
     ("vf_jax.training",),
     ("configs",),
-    ("vf_jax.commands", "vf_jax.cli", "vf_jax.programs", "vf_jax.__main__"),
+    ("vf_jax.commands", "vf_jax.cli", "vf_jax.aot", "vf_jax.__main__"),
 ]
 
 
@@ -94,7 +96,8 @@ def test_no_import_cycle_even_inside_functions():
 
 
 def test_every_module_imports_on_its_own():
-    modules = [m for m in module_names() if not m.endswith("__main__")]
+    modules = [m for m in module_names()
+               if not m.endswith("__main__") and not m.startswith("configs")]
     done = subprocess.run([sys.executable, str(ROOT / "tests" / "scripts" / "import_each.py"),
                            *modules], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr[-2000:]
@@ -103,6 +106,86 @@ def test_every_module_imports_on_its_own():
 def test_the_public_api_is_the_library_s_own_objects():
     import vf_jax
     from vf_jax.data import clip
-    from vf_jax.restoration import restore
-    assert vf_jax.Restorer is restore.Restorer and vf_jax.load_clip is clip.load_clip
+    from vf_jax.restoration import restorer, windows
+    assert vf_jax.Restorer is restorer.Restorer and vf_jax.Restoration is windows.Restoration and vf_jax.load_clip is clip.load_clip
     assert all(hasattr(vf_jax, name) for name in vf_jax.__all__)
+
+
+def test_every_config_loads_by_name_and_by_path_and_the_library_imports_none():
+    from vf_jax import config_files
+    names = sorted(p.stem for p in (ROOT / "configs").glob("*.py"))
+    assert {"base", "tiny", "resunet", "tfgan", "finetune"} <= set(names)
+    assert config_files.configs_dir() == ROOT / "configs"
+    for name in names:
+        by_name = config_files.get_config(name)
+        by_path = config_files.get_config(str(ROOT / "configs" / f"{name}.py"))
+        assert by_name.to_dict() == by_path.to_dict() and "num_steps" in by_name
+    assert not (ROOT / "configs" / "__init__.py").exists()
+    importing = [m for m in module_names() if m.startswith("vf_jax.")
+                 and any(d == "configs" or d.startswith("configs.")
+                         for d in imports_of(m, set(module_names())) | plain_imports(m))]
+    assert not importing, importing
+
+
+def plain_imports(module: str) -> set[str]:
+    """Every module name ``module``'s file imports, ours or not."""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    if not path.exists():
+        path = ROOT / module.replace(".", "/") / "__init__.py"
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            out.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+# Modules of this repository whose underscore names stay their own: the
+# library's, the tests' helpers and the benchmarks' shared modules.
+OWN_MODULES = ("vf_jax", "helpers", "conftest", "record", "cpu_regression", "train")
+
+
+def underscore_uses(path: pathlib.Path) -> list[str]:
+    """``from M import _x`` and ``alias._x`` (``alias`` bound to one of our
+    modules) in ``path``; ``__dunder__`` names are not private."""
+    tree = ast.parse(path.read_text())
+    ours = lambda name: name.split(".")[0] in OWN_MODULES
+    private = lambda name: name.startswith("_") and not name.endswith("__")
+    modules, found = set(), []      # names (dotted or not) bound to our modules
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and ours(node.module or ""):
+            for a in node.names:
+                if private(a.name):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {a.name}")
+                modules.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if ours(a.name):
+                    modules.add(a.asname or a.name)
+                    parts = a.name.split(".")
+                    modules.update(".".join(parts[:i + 1]) for i in range(len(parts)))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and private(node.attr)
+                and ast.unparse(node.value) in modules):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} uses {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_uses_another_module_s_underscore_names():
+    files = [p for folder in ("vf_jax", "configs", "train", "benchmarks", "tests")
+             for p in sorted((ROOT / folder).rglob("*.py")) if "fixtures" not in p.parts]
+    found = [use for path in files for use in underscore_uses(path)]
+    assert not found, "\n".join(found)
+
+
+def test_the_underscore_check_finds_what_it_forbids(tmp_path):
+    probe = ROOT / "tests" / "scripts" / "underscore_probe.py"
+    try:
+        probe.write_text("from vf_jax.restoration import networks\n"
+                         "from vf_jax.errors import _hidden\n"
+                         "networks._private(1)\nnetworks.__name__\n")
+        found = underscore_uses(probe)
+    finally:
+        probe.unlink()
+    assert len(found) == 2 and "imports _hidden" in found[0] and "networks._private" in found[1]

@@ -12,7 +12,7 @@ from vf_jax.audio import mel as mel_lib
 from vf_jax.audio.synthetic import voiced_signal
 from vf_jax.models.analysis import ReleasedAnalysis
 from vf_jax.models.vocoder import vocode
-from vf_jax.restoration import restore as restore_lib
+from vf_jax.restoration.restorer import Restorer
 
 SR = 44100
 
@@ -27,7 +27,7 @@ def rel_err(ours, ref):
 @pytest.fixture(scope="module")
 def restorer(converted):
     variables, _ = converted
-    return restore_lib.Restorer(variables)
+    return Restorer(variables)
 
 
 def test_front_end_matches_original(oracle):
@@ -168,7 +168,7 @@ def test_bf16_restoration_follows_float32(converted, restorer):
     variables, _ = converted
     clip = demo.load_clip()[: 3 * SR]
     ref = restorer.restore_full(clip, SR)
-    ours = restore_lib.Restorer(variables, precision="bf16").restore_full(clip, SR)
+    ours = Restorer(variables, precision="bf16").restore_full(clip, SR)
     err = np.abs(ours.log_mel - ref.log_mel)
     assert 0 < err.mean() < 0.05 and err.max() < 0.5
     noise = ours.audio - ref.audio
@@ -180,16 +180,16 @@ def test_finetuning_starts_where_the_restorer_is(weights_dir):
     training network restores the mel the restorer restores."""
     import jax
 
-    from configs import finetune
+    from vf_jax import config_files
     from vf_jax.training.analysis import step as ts
     from vf_jax.training.analysis import train as analysis_training
-    config = finetune.get_config()
+    config = config_files.get_config("finetune")
     config.init_weights = weights_dir
     start = analysis_training.starting_point(config)
     assert config.model == "released"
     state = analysis_training.start_from(ts.init_state(config, jax.random.PRNGKey(0)), start)
     x = voiced_signal(1.3)
     ours = analysis_training.restore_log_mel(config, state, x[None])[0]
-    ref = restore_lib.Restorer.from_folder(weights_dir).restore_full(x, SR).log_mel[0]
+    ref = Restorer.from_folder(weights_dir).restore_full(x, SR).log_mel[0]
     assert ours.shape == ref.shape
     assert np.max(np.abs(ours - ref)) <= 1e-4 * np.max(np.abs(ref))

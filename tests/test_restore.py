@@ -11,8 +11,8 @@ import soundfile as sf
 from vf_jax.audio.synthetic import voiced_signal
 from vf_jax.cli import main
 from vf_jax.models.resunet import padded_frames
-from vf_jax.restoration import restore as restore_lib
-from vf_jax.restoration import weights
+from vf_jax.restoration import buckets, networks, weights, windows
+from vf_jax.restoration.restorer import Restorer
 
 SR = 44100
 
@@ -22,12 +22,12 @@ SR = 44100
 # released analysis network, and parity with the original in test_parity.py.
 @pytest.fixture(scope="module")
 def restorer(small_weights_dir):
-    return restore_lib.Restorer.from_folder(small_weights_dir)
+    return Restorer.from_folder(small_weights_dir)
 
 
 @pytest.fixture(scope="module")
 def released(weights_dir):
-    return restore_lib.Restorer.from_folder(weights_dir)
+    return Restorer.from_folder(weights_dir)
 
 
 def run_cli(*args):
@@ -96,14 +96,14 @@ def test_folder_tree_mirrored_bad_file_listed(tmp_path, small_weights_dir, capsy
 
 def test_lengths_share_compilations(restorer):
     """Many lengths, few shapes: windows are padded to frame buckets exactly."""
-    before = restore_lib._analyse_jit._cache_size()
+    before = networks.analyse_jit._cache_size()
     for seconds in (0.3, 0.41, 0.77, 0.95, 1.0):
         restorer.restore(voiced_signal(seconds), SR)
-    assert restore_lib._analyse_jit._cache_size() - before <= 1
-    every_length = {restore_lib.frame_bucket(1 + n // 441) for n in range(1, 30 * SR + 1, 97)}
-    assert every_length == set(restore_lib.FRAME_BUCKETS)
+    assert networks.analyse_jit._cache_size() - before <= 1
+    every_length = {buckets.frame_bucket(1 + n // 441) for n in range(1, 30 * SR + 1, 97)}
+    assert every_length == set(buckets.FRAME_BUCKETS)
     for frames in range(1, 3002):
-        bucket = restore_lib.frame_bucket(frames)
+        bucket = buckets.frame_bucket(frames)
         assert bucket % 64 == 0 and bucket >= frames + 5
         # Padding wastes little: at most the next multiple of 64, or ~15 %.
         assert bucket <= max(128, padded_frames(frames + 5), 1.15 * (frames + 5))
@@ -119,11 +119,11 @@ def test_prepared_lengths_need_no_compilation_when_restored(small_weights_dir, r
         if event == "/jax/core/compile/backend_compile_duration" else None)
     # Three channels: a shape no other test compiles.
     x = np.stack([voiced_signal(2.9, seed=s) for s in (3, 4, 5)], axis=1)
-    prepared = restore_lib.Restorer.from_folder(small_weights_dir, prepare=((len(x), 3),))
-    assert "jit(_analyse)" in compiles and "jit(_vocode)" in compiles
+    prepared = Restorer.from_folder(small_weights_dir, prepare=((len(x), 3),))
+    assert "jit(analyse)" in compiles and "jit(synthesise)" in compiles
     compiles.clear()
     restored = prepared.restore(x, SR)
-    assert [c for c in compiles if c in ("jit(_analyse)", "jit(_vocode)")] == []
+    assert [c for c in compiles if c in ("jit(analyse)", "jit(synthesise)")] == []
     np.testing.assert_array_equal(restored, restorer.restore(x, SR))
 
 
@@ -136,14 +136,14 @@ def test_bucketed_analysis_equals_unpadded(which, request):
     import jax.numpy as jnp
     x = voiced_signal(1.7)
     frames = 1 + len(x) // 441
-    kind = restore_lib.analysis_kind(restorer.meta)
-    exact = restore_lib._analyse(restorer.variables["analysis"], jnp.asarray(x[None]),
+    kind = weights.analysis_kind(restorer.meta)
+    exact = networks.analyse(restorer.variables["analysis"], jnp.asarray(x[None]),
                                  None, None, n_frames=frames, train_bn=False, dropout=False,
                                  kind=kind)
-    bucket = restore_lib.frame_bucket(frames)
+    bucket = buckets.frame_bucket(frames)
     padded = np.zeros((1, bucket * 441), np.float32)
     padded[0, :len(x)] = x
-    bucketed = restore_lib._analyse_jit(restorer.variables["analysis"], jnp.asarray(padded),
+    bucketed = networks.analyse_jit(restorer.variables["analysis"], jnp.asarray(padded),
                                         jnp.int32(len(x)), jax.random.PRNGKey(0),
                                         n_frames=bucket, train_bn=False, dropout=False,
                                         kind=kind)
@@ -155,8 +155,8 @@ def test_vocode_of_the_restored_mel_is_the_restoration(restorer):
     of one window gives from the same mel (up to the peak normalisation)."""
     x = voiced_signal(1.3)
     result = restorer.restore_full(x, SR)
-    wav = restore_lib.vocode(restorer.variables["vocoder"]["params"], result.log_mel, len(x),
-                             restore_lib.vocoder_size(restorer.meta))
+    wav = networks.vocode(restorer.variables["vocoder"]["params"], result.log_mel, len(x),
+                             networks.vocoder_size(restorer.meta))
     assert wav.shape == (1, len(x))
     wav = wav[0] / max(1.0, float(np.max(np.abs(wav))))
     np.testing.assert_allclose(wav, result.audio[:, 0], atol=2e-5)
@@ -167,14 +167,14 @@ def test_long_input_is_stitched_without_seams(restorer):
     tenth of the cost): overlapping windows cross-faded; around every boundary
     the result stays close to restoring the whole input at once, with no jump."""
     x = voiced_signal(7.3, seed=11)
-    short = restore_lib.Restorer(restorer.variables, restorer.meta, max_window_seconds=3)
+    short = Restorer(restorer.variables, restorer.meta, max_window_seconds=3)
     stitched = short.restore(x, SR)
-    whole = restore_lib.Restorer(restorer.variables, restorer.meta,
+    whole = Restorer(restorer.variables, restorer.meta,
                                  max_window_seconds=8).restore(x, SR)
-    windows = short.windows(len(x))
-    assert len(windows) == 3 and max(size for _, size in windows) <= 3 * SR
+    plan = short.windows(len(x))
+    assert len(plan) == 3 and max(size for _, size in plan) <= 3 * SR
     assert restorer.windows(61 * SR)[-1][0] > 30 * SR and len(restorer.windows(61 * SR)) == 3
-    for (start, size), (next_start, _) in zip(windows, windows[1:]):
+    for (start, size), (next_start, _) in zip(plan, plan[1:]):
         assert start + size - next_start >= short.overlap == SR // 2
         seam = slice(next_start, start + size)
         rel = np.linalg.norm(stitched[seam] - whole[seam]) / np.linalg.norm(whole[seam])
@@ -183,9 +183,9 @@ def test_long_input_is_stitched_without_seams(restorer):
 
 
 def test_crossfade_weights_sum_to_one():
-    windows = restore_lib.plan_windows(10 * SR + 123, 3 * SR, SR // 2)
+    plan = windows.plan_windows(10 * SR + 123, 3 * SR, SR // 2)
     total = np.zeros(10 * SR + 123)
-    for (start, size), w in zip(windows, restore_lib.crossfade_weights(windows, len(total))):
+    for (start, size), w in zip(plan, windows.crossfade_weights(plan, len(total))):
         total[start:start + size] += w
     np.testing.assert_allclose(total, 1.0, atol=1e-12)
 

@@ -7,8 +7,8 @@ import pytest
 
 from vf_jax.audio.synthetic import speech_like, voiced_signal
 from vf_jax.errors import UserError
-from vf_jax.restoration import restore as restore_lib
 from vf_jax.restoration import weights
+from vf_jax.restoration.restorer import Restorer
 
 SR = 44100
 
@@ -16,7 +16,7 @@ SR = 44100
 @pytest.fixture(scope="module")
 def restorer(small_weights_dir):
     # 2 s windows: inputs of a few seconds take the several-window path.
-    return restore_lib.Restorer(*weights.load(small_weights_dir), max_window_seconds=2.0)
+    return Restorer(*weights.load(small_weights_dir), max_window_seconds=2.0)
 
 
 def corpus():

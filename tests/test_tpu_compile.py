@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from vf_jax import aot, programs
-from vf_jax.audio import degradations
+from vf_jax.aot import compiler, programs
+from vf_jax.audio import filters
 
 V5E_HBM = 16e9
 
@@ -15,17 +15,17 @@ V5E_HBM = 16e9
 @pytest.fixture(scope="module")
 def chip():
     """One chip of a v5e 2x2 topology."""
-    return aot.topology_mesh("v5e:2x2", chips=1)
+    return compiler.topology_mesh("v5e:2x2", chips=1)
 
 
 def test_fft_filters_fit_only_at_the_tpu_lengths(chip):
     """A TPU lowers an FFT whose length is not a power of two as a dense
     DFT: 1 s signals filtered at the CPU's fast length (66,150 samples) need
     hundreds of GB; at the TPU's (131,072) they fit and are priced."""
-    x = aot.shape_of(np.zeros((8, 44100), np.float32), chip, sharded=True)
-    lowpass = lambda v: degradations.apply_biquad(v, "lowpass", 4000.0)
-    cpu_lengths = aot.compile_program(lowpass, (x,), family="default")
-    tpu_lengths = aot.compile_program(lowpass, (x,))
+    x = compiler.shape_of(np.zeros((8, 44100), np.float32), chip, sharded=True)
+    lowpass = lambda v: filters.apply_biquad(v, "lowpass", 4000.0)
+    cpu_lengths = compiler.compile_program(lowpass, (x,), family="default")
+    tpu_lengths = compiler.compile_program(lowpass, (x,))
     assert not cpu_lengths.fits and "HBM" in cpu_lengths.error
     assert tpu_lengths.fits and tpu_lengths.hbm_bytes < 1e9
     assert tpu_lengths.unmodelled_ops == 0 and tpu_lengths.estimated_seconds > 0
@@ -49,8 +49,8 @@ def _tiny_vocoder_config(one_of_each: bool = False):
     """configs/tfgan_tiny.py; ``one_of_each``: one discriminator of each kind
     (a waveform scale, a spectrogram resolution, the sub-band one), which keeps
     every kind's lowering at a third of the compile time."""
-    from configs import tfgan_tiny
-    c = tfgan_tiny.get_config()
+    from vf_jax import config_files
+    c = config_files.get_config("tfgan_tiny")
     if one_of_each:
         c.discriminators.update({"scales": 1, "resolutions": ((512, 50, 240),)})
     return c
@@ -98,14 +98,14 @@ def test_roofline_from_the_compiled_memory_traffic(chip):
     197e12 / 819e9 = 240 FLOP/byte); a 2048^3 matrix product does 2 n^3 FLOPs
     over at least 3 n^2 x 4 bytes (at most 341 FLOP/byte; the compiler's
     tiles read the operands more than once)."""
-    v5e = aot.CHIPS["TPU v5 lite"]
+    v5e = compiler.CHIPS["TPU v5 lite"]
     n = 1 << 20
-    x = aot.shape_of(np.zeros((8, n // 8), np.float32), chip)
-    add = aot.compile_program(lambda a, b: a + b, (x, x))
+    x = compiler.shape_of(np.zeros((8, n // 8), np.float32), chip)
+    add = compiler.compile_program(lambda a, b: a + b, (x, x))
     assert 0.9 * 12 * n < add.bytes_accessed < 1.1 * 12 * n
     assert add.roofline(n, v5e) == pytest.approx(1 / 12 / 240.5, rel=0.1)
-    m = aot.shape_of(np.zeros((2048, 2048), np.float32), chip)
-    product = aot.compile_program(lambda a, b: a @ b, (m, m))
+    m = compiler.shape_of(np.zeros((2048, 2048), np.float32), chip)
+    product = compiler.compile_program(lambda a, b: a @ b, (m, m))
     assert product.bytes_accessed >= 3 * 2048 ** 2 * 4
     assert product.roofline(2 * 2048 ** 3, v5e) > 100 * add.roofline(n, v5e)
     assert product.roofline(None, v5e) is None
@@ -128,18 +128,18 @@ def test_rematerialised_discriminators_need_less_hbm(chip):
         def update(p, real, fake):
             return jax.grad(lambda p: vocoder_losses.discriminator_loss(
                 module.apply(p, real), module.apply(p, fake)))(p)
-        report = aot.compile_program(update, (aot.shape_of(params, chip),
-                                              aot.shape_of(wav, chip, sharded=True),
-                                              aot.shape_of(wav, chip, sharded=True)))
+        report = compiler.compile_program(update, (compiler.shape_of(params, chip),
+                                              compiler.shape_of(wav, chip, sharded=True),
+                                              compiler.shape_of(wav, chip, sharded=True)))
         assert report.fits, report.error
         hbm[remat] = report.hbm_bytes
     assert hbm[True] < 0.9 * hbm[False], hbm
 
 
 def test_model_flops_count_the_program_as_written():
-    """``aot.model_flops``: a matrix product's 2 m n k multiply-adds, split
+    """``compiler.model_flops``: a matrix product's 2 m n k multiply-adds, split
     over the chips its batch is sharded on, whatever the TPU would add."""
-    mesh = aot.topology_mesh("v5e:2x2", chips=2)
-    a = aot.shape_of(np.zeros((64, 96), np.float32), mesh, sharded=True)
-    b = aot.shape_of(np.zeros((96, 80), np.float32), mesh)
-    assert aot.model_flops(lambda x, y: x @ y, (a, b)) == 2 * 64 * 96 * 80 / 2
+    mesh = compiler.topology_mesh("v5e:2x2", chips=2)
+    a = compiler.shape_of(np.zeros((64, 96), np.float32), mesh, sharded=True)
+    b = compiler.shape_of(np.zeros((96, 80), np.float32), mesh)
+    assert compiler.model_flops(lambda x, y: x @ y, (a, b)) == 2 * 64 * 96 * 80 / 2

@@ -17,14 +17,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from configs.tiny import get_config  # noqa: E402
 from train.analysis import TrainingStopped, train_and_evaluate  # noqa: E402
+from vf_jax.config_files import get_config  # noqa: E402
 
 from conftest import TEST_XLA_FLAGS  # noqa: E402
 
 
 def tiny(steps, **overrides):
-    c = get_config()
+    c = get_config("tiny")
     c.num_steps, c.checkpoint_every, c.log_every, c.quiet = steps, 5, 1, True
     c.crop_seconds, c.batch_size_per_device = 0.5, 2
     for k, v in overrides.items():

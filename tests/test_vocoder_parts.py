@@ -163,9 +163,9 @@ def test_gan_losses_closed_forms():
 def test_bf16_generator_follows_float32():
     """``bf16=True`` runs the generator in bfloat16 on float32 parameters and
     returns float32 audio close to the float32 computation."""
-    from configs import tfgan_tiny
+    from vf_jax import config_files
     from vf_jax.training.vocoder import step as vts
-    config = tfgan_tiny.get_config()
+    config = config_files.get_config("tfgan_tiny")
     config.generator.update(TINY)
     params = jit_init(vts.generator_module(config).init)(
         jax.random.PRNGKey(0), jnp.zeros((1, 8, 128)))["params"]

@@ -186,8 +186,8 @@ def test_logs_losses_audio_and_spectrograms(runs):
 def test_command_line_trains_and_rejects_bad_settings(tmp_path, weights_dir):
     """``python -m train.vocoder``: a config file and overrides train and save;
     bad settings and an ``--init`` of the wrong size are one line each."""
-    from configs.tfgan_tiny import get_config
-    tiny = get_config()
+    from vf_jax import config_files
+    tiny = config_files.get_config("tfgan_tiny")
     assert tiny.generator.channels < 1024 and tiny.discriminator_start < tiny.num_steps
     config_file = os.path.join(ROOT, "tests", "scripts", "small_vocoder_config.py")
     workdir = str(tmp_path / "cli")
@@ -217,9 +217,9 @@ def test_command_line_trains_and_rejects_bad_settings(tmp_path, weights_dir):
 @pytest.fixture(scope="module")
 def analysis_run(tmp_path_factory):
     """A tiny VF-DNN run (2 steps, no validation)."""
-    from configs.tiny import get_config
+    from vf_jax import config_files
     from vf_jax.training.analysis import train as analysis_training
-    c = get_config()
+    c = config_files.get_config("tiny")
     c.num_steps, c.eval_every, c.quiet, c.checkpoint_every = 2, 0, True, 2
     c.crop_seconds, c.batch_size_per_device = 0.5, 2
     workdir = str(tmp_path_factory.mktemp("analysis_run") / "run")
@@ -233,13 +233,14 @@ def test_export_trained_pair_restores(runs, analysis_run, tmp_path):
     from vf_jax.audio import mel as mel_lib
     from vf_jax.cli import main
     from vf_jax.commands import demo
-    from vf_jax.restoration import restore
+    from vf_jax.restoration import networks
+    from vf_jax.restoration.restorer import Restorer
     from vf_jax.training.analysis import train as analysis_training
     a_dir, a_config, a_state = analysis_run
     out = str(tmp_path / "pair")
     assert main(["export", "--analysis-workdir", a_dir, "--vocoder-workdir", runs["whole"],
                  "--out", out]) == 0
-    restorer = restore.Restorer.from_folder(out)
+    restorer = Restorer.from_folder(out)
     assert restorer.meta["analysis"]["kind"] == "dnn"
     assert restorer.meta["vocoder"]["channels"] == 32
     wav = demo.load_clip()[:30000]
@@ -252,19 +253,19 @@ def test_export_trained_pair_restores(runs, analysis_run, tmp_path):
     config, crop = runs["config"], clip_batch()["speech"][:1]
     trained = vts.make_generate(config)(runs["final"].generator_ema, jnp.asarray(crop))
     mel, _ = mel_lib.mel_spectrogram(jnp.asarray(crop), vts.FRONT_END)
-    exported = restore.vocode(restorer.variables["vocoder"]["params"],
+    exported = networks.vocode(restorer.variables["vocoder"]["params"],
                               np.asarray(mel_lib.to_log(mel)), CROP,
-                              restore.vocoder_size(restorer.meta))
+                              networks.vocoder_size(restorer.meta))
     np.testing.assert_allclose(exported, np.asarray(trained), atol=1e-4)
 
 
 def test_export_pairs_released_weights_with_a_trained_vocoder(runs, weights_dir, tmp_path):
     from vf_jax.cli import main
-    from vf_jax.restoration import restore
+    from vf_jax.restoration.restorer import Restorer
     out = str(tmp_path / "pair")
     assert main(["export", "--analysis-workdir", weights_dir, "--vocoder-workdir",
                  runs["whole"], "--out", out, "--checkpoint", "latest"]) == 0
-    restorer = restore.Restorer.from_folder(out)
+    restorer = Restorer.from_folder(out)
     assert restorer.meta["analysis"]["kind"] == "released"
     assert restorer.meta["provenance"]["vocoder"]["step"] == 32
     y = restorer.restore(np.sin(np.arange(20000) / 20).astype(np.float32) * 0.3, 44100)
@@ -291,10 +292,10 @@ def test_export_errors_are_one_line(runs, weights_dir, tmp_path, capsys, args, m
 def test_fine_tuning_starts_from_the_published_vocoder(weights_dir):
     """``init_weights``: the converted vocoder, unfolded, is the generator the
     run starts from (and its EMA)."""
-    from configs import tfgan
+    from vf_jax import config_files
     from vf_jax.models import weight_norm
     from vf_jax.restoration import weights
-    config = tfgan.get_config()
+    config = config_files.get_config("tfgan")
     params = vt.generator_from_weights(config, weights_dir)
     folded = weights.load(weights_dir)[0]["vocoder"]["params"]
     refolded = weight_norm.fold(params)

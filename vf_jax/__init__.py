@@ -15,8 +15,8 @@ Names are imported on first use, so ``python -m vf_jax --help`` stays quick.
 """
 
 _API = {
-    "Restorer": "vf_jax.restoration.restore",
-    "Restoration": "vf_jax.restoration.restore",
+    "Restorer": "vf_jax.restoration.restorer",
+    "Restoration": "vf_jax.restoration.windows",
     "UserError": "vf_jax.errors",
     "load_clip": "vf_jax.data.clip",
 }

@@ -4,7 +4,7 @@ Functions ask :func:`family` while they are traced and build the form that
 suits the platform: ``"tpu"``, or ``"default"`` (CPU and GPU). It is the
 family of JAX's default backend, unless :func:`force` says otherwise, which
 is how a program is compiled ahead of time for a TPU topology on a CPU host
-(:mod:`vf_jax.aot` forces the family of the devices it compiles for).
+(:mod:`vf_jax.aot.compiler` forces the family of the devices it compiles for).
 
 The choices, each measured (``benchmarks/accelerators.py``,
 ``benchmarks/cpu_regression.py``):
@@ -14,7 +14,7 @@ The choices, each measured (``benchmarks/accelerators.py``,
   132,300 samples at batch 8 needs 65 GB of temporaries, 131,072 samples
   129 MB. CPU and GPU FFTs are fast at every ``2^a 3^b 5^c 7^d`` length, and
   the next power of two can be 1.7x longer.
-- 1-D convolutions (:func:`vf_jax.models.layers.conv1d`): matrix products on a TPU.
+- 1-D convolutions (:func:`vf_jax.models.convolution.conv1d`): matrix products on a TPU.
 - The ResUNet's first level (32 channels): folded 2x2 into 128 channels on a
   TPU (:mod:`vf_jax.models.folded`), where 32 channels fill little of the matrix unit.
 - The vocoder's GAN step recomputes its discriminators' hidden layers in the

@@ -1,1 +1,2 @@
-"""Commands of ``python -m vf_jax``: the demo and the degradation of files."""
+"""The commands of ``python -m vf_jax``, a module each (its arguments and its
+body), assembled by :mod:`vf_jax.cli`."""

@@ -21,6 +21,49 @@ from vf_jax.audio import synthetic
 from vf_jax.audio.io import SAMPLE_RATE
 from vf_jax.errors import UserError
 
+HELP = "degrade clean speech (test material)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("-i", "--input", required=True, help="clean audio file or folder")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file, or folder (the input tree mirrored, .wav files)")
+    p.add_argument("--preset", default="gsr", choices=("gsr", "denoise", "declip", "sr", "derev"),
+                   help="gsr: every degradation as in training; or one alone")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", default=None,
+                   help="noise file or folder (default: synthetic pink noise)")
+    p.add_argument("--rir", default=None,
+                   help="room impulse response file or folder (default: synthetic)")
+    p.add_argument("--target", default=None,
+                   help="also write the clean target at the degraded level (file or folder)")
+    p.add_argument("--subtype", default="PCM_16", help="output subtype")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(args) -> int:
+    from vf_jax.restoration import files
+    pairs = files.plan(args.input, args.output, args.overwrite)
+    jobs = []
+    for src, dst in pairs:
+        rel = (os.path.relpath(src, args.input) if os.path.isdir(args.input)
+               else os.path.basename(src))
+        target = None
+        if args.target is not None:
+            target = (os.path.join(args.target, files.output_name(rel))
+                      if os.path.isdir(args.input)
+                      else args.target)
+            if os.path.exists(target) and not args.overwrite:
+                raise UserError(f"output exists: {target} (use --overwrite to replace)")
+            if os.path.abspath(target) in {os.path.abspath(s) for s, _ in pairs}:
+                raise UserError(f"target {target} would overwrite an input file")
+        jobs.append((src, rel, dst, target))
+    from vf_jax.compilation import enable_compilation_cache
+    enable_compilation_cache()
+    return run(jobs, args.preset, args.seed, args.noise, args.rir,
+                             args.subtype, args.quiet, args.output)
+
 
 def _file_seed(seed: int, rel: str) -> int:
     digest = hashlib.sha256(f"{seed}:{rel}".encode()).digest()

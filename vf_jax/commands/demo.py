@@ -29,6 +29,31 @@ from vf_jax.errors import UserError
 from vf_jax.evaluation import metrics
 from vf_jax.restoration import weights as weights_lib
 
+HELP = "degrade the shipped clip and restore it (offline)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--out", default="demo_out", help="folder for the results (default demo_out)")
+    p.add_argument("--weights", default=None, help="weights folder (default: the cache)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-seconds", type=float, default=60.0,
+                   help="without converted weights: train the tiny model this long on the "
+                        "clip and restore with it (default 60; 0: only degrade)")
+    p.add_argument("--train-steps", type=int, default=None,
+                   help="train exactly this many steps instead (same result on any machine)")
+    p.add_argument("--quiet", action="store_true")
+
+
+def main(args) -> int:
+    from vf_jax.compilation import enable_compilation_cache
+    enable_compilation_cache()
+    if not args.train_seconds >= 0:
+        raise UserError("--train-seconds must be 0 or more")
+    if args.train_steps is not None and args.train_steps < 1:
+        raise UserError("--train-steps must be 1 or more")
+    return run(args.out, args.weights, seed=args.seed, quiet=args.quiet,
+                    train_seconds=args.train_seconds, train_steps=args.train_steps)
+
 
 def degrade_preview(clean: np.ndarray, seed: int = 0) -> np.ndarray:
     """The GSR degradations (:mod:`vf_jax.audio.degradations`) with fixed, visible
@@ -84,11 +109,11 @@ def restore_with_tiny_model(degraded: np.ndarray, train_seconds: float, seed: in
     folder), restore ``degraded``'s mel with it, Griffin-Lim."""
     import tempfile
 
-    from configs import tiny
+    from vf_jax import config_files
     from vf_jax.audio import mel as mel_lib
     from vf_jax.audio import mel_inversion
     from vf_jax.training.analysis import train as analysis_training
-    config = tiny.get_config()
+    config = config_files.get_config("tiny")
     config.num_steps = train_steps or 10 ** 9          # else the time budget stops it
     config.max_train_seconds = 0.0 if train_steps else float(train_seconds)
     config.eval_every = 0
@@ -119,7 +144,7 @@ def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
     weights_dir = weights_dir or weights_lib.default_weights_dir()
     restored = None
     if weights_lib.is_weights_dir(weights_dir):
-        from vf_jax.restoration.restore import Restorer
+        from vf_jax.restoration.restorer import Restorer
         say(f"restoring with the weights in {weights_dir} ...")
         restored = Restorer.from_folder(weights_dir).restore(degraded, SAMPLE_RATE)
         audio_io.write_audio(os.path.join(out_dir, "restored.wav"), restored, SAMPLE_RATE)

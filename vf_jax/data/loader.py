@@ -165,6 +165,32 @@ def make_loader(sources: Sources, *, batch_size: int, seed: int, crop_seconds: f
                             worker_count=worker_count)
 
 
+def batch_shapes(batch_size: int, crop_seconds: float = 3.0, rir_seconds: float = 1.0,
+                 speech_only: bool = False,
+                 paired_fraction: float | None = None) -> dict[str, tuple[tuple, np.dtype]]:
+    """``{key: (shape, dtype)}`` of the batches :func:`make_loader` gives with
+    these arguments (``tests/data/test_loader.py`` checks them against real
+    batches): what a training step is compiled for ahead of time."""
+    crop = int(round(crop_seconds * SAMPLE_RATE))
+    f32, i32 = np.dtype(np.float32), np.dtype(np.int32)
+    shapes = {"speech": ((batch_size, crop), f32), "speech_length": ((batch_size,), i32)}
+    if paired_fraction is not None:
+        shapes.update(degraded=((batch_size, crop), f32), paired=((batch_size,), i32))
+    simulated = (not speech_only if paired_fraction is None else paired_fraction < 1.0)
+    if simulated:
+        shapes.update(noise=((batch_size, crop), f32),
+                      rir=((batch_size, int(round(rir_seconds * SAMPLE_RATE))), f32))
+    return shapes
+
+
+def config_batch_shapes(config, batch_size: int, speech_only: bool = False) -> dict:
+    """:func:`batch_shapes` of a training ``config``'s batches (as
+    :func:`training_loader` makes them), without reading any data."""
+    fraction = paired_share(config, need_data=False)
+    return batch_shapes(batch_size, config.crop_seconds, config.get("rir_seconds", 1.0),
+                        speech_only, fraction)
+
+
 # ------------------------------------------------- the training loops' ---
 
 def shipped_clip_source(copies: int = 8) -> list[dict]:
@@ -193,16 +219,16 @@ def training_loader(config, host_batch: int, speech_only: bool = False) -> grain
                        paired_fraction=fraction)
 
 
-def paired_share(config) -> float | None:
+def paired_share(config, need_data: bool = True) -> float | None:
     """``config.paired_fraction`` when the config trains on pairs
     (``dataset == "paired"``), else None (the vocoder's configs have no
-    ``dataset``: speech)."""
+    ``dataset``: speech). ``need_data``: pairs need ``config.data_dir``."""
     dataset = config.get("dataset", "speech")
     if dataset == "speech":
         return None
     if dataset != "paired":
         raise UserError(f"dataset must be speech or paired, got {dataset!r}")
-    if not config.data_dir:
+    if need_data and not config.data_dir:
         raise UserError("dataset paired needs --config.data_dir, a folder where "
                         "python -m vf_jax.data build paired --degraded D --clean C wrote")
     return float(config.paired_fraction)

@@ -22,7 +22,9 @@ import jax
 import jax.numpy as jnp
 
 from vf_jax.audio import mel as mel_lib
-from vf_jax.models.layers import BNGRU, ScalarBatchNorm, mask_frames
+from vf_jax.models.masks import mask_frames
+from vf_jax.models.normalization import ScalarBatchNorm
+from vf_jax.models.recurrent import BNGRU
 from vf_jax.models.resunet import ENCODER_CHANNELS, ResUNet
 
 

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 
 from vf_jax import backends
 from vf_jax.models import folded as folded_layout
-from vf_jax.models.layers import Conv2d, ConvBlockRes, DecoderBlockRes, EncoderBlockRes
+from vf_jax.models.blocks import ConvBlockRes, DecoderBlockRes, EncoderBlockRes
+from vf_jax.models.convolution import Conv2d
 
 ENCODER_CHANNELS = (32, 64, 128, 256, 384, 384)
 DOWNSAMPLE = 2 ** len(ENCODER_CHANNELS)   # 64

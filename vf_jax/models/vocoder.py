@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vf_jax.audio.stft import reflect_index
-from vf_jax.models.layers import conv_transpose1d_polyphase, mask_frames
+from vf_jax.models.convolution import conv_transpose1d_polyphase
+from vf_jax.models.masks import mask_frames
 from vf_jax.models.weight_norm import Conv, weight
 
 N_MELS = 128

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from vf_jax.models.layers import conv1d, strided_conv
+from vf_jax.models.convolution import conv1d, strided_conv
 
 # MelGAN's initialisation (Kumar et al. 2019): conv weights N(0, 0.02).
 KERNEL_INIT = nn.initializers.normal(0.02)

@@ -112,11 +112,38 @@ def abstract(state):
     return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, state)
 
 
-def restore_state(workdir: str, abstract_state, which: str = "best",
-                  best_metric: str | None = None):
-    """One saved state of a run, read-only: ``which`` is ``best`` (on
+def pick_step(mgr, workdir: str, which: str = "best", best_metric: str | None = None) -> int:
+    """The step ``which`` names among ``mgr``'s checkpoints: ``best`` (on
     ``best_metric``; the newest when no checkpoint carries metrics),
-    ``latest`` or a step number. Returns ``(state, step)``."""
+    ``latest`` or a step number."""
+    from vf_jax.errors import UserError
+    steps = mgr.all_steps()
+    if not steps:
+        raise UserError(f"{workdir} has no checkpoints")
+    if which == "latest":
+        return mgr.latest_step()
+    if which == "best":
+        step = mgr.best_step() if best_metric else None
+        return mgr.latest_step() if step is None else step
+    try:
+        step = int(which)
+    except ValueError:
+        raise UserError(f"checkpoint must be best, latest or a step number, "
+                        f"got {which!r}") from None
+    if step not in steps:
+        raise UserError(f"{workdir} has no checkpoint {step} (it has {steps})")
+    return step
+
+
+def restore_parts(workdir: str, parts: tuple[str, ...], which: str = "best",
+                  best_metric: str | None = None) -> tuple[dict, int]:
+    """Only the fields ``parts`` of one saved training state (e.g. ``params``
+    and ``batch_stats``, or ``generator_ema``), read-only and as NumPy
+    arrays: orbax restores that subtree alone, with the shapes the
+    checkpoint records, and nothing else of the state (optimisers,
+    discriminators) is built or read. ``which`` as :func:`pick_step`.
+    Returns ``({part: subtree}, step)``."""
+    import numpy as np
     import orbax.checkpoint as ocp
 
     from vf_jax.errors import UserError
@@ -125,28 +152,25 @@ def restore_state(workdir: str, abstract_state, which: str = "best",
         raise UserError(f"{workdir} has no checkpoints")
     mgr = manager(workdir, best_metric=best_metric)
     try:
-        steps = mgr.all_steps()
-        if not steps:
-            raise UserError(f"{workdir} has no checkpoints")
-        if which == "latest":
-            step = mgr.latest_step()
-        elif which == "best":
-            step = mgr.best_step() if best_metric else None
-            step = mgr.latest_step() if step is None else step
-        else:
-            try:
-                step = int(which)
-            except ValueError:
-                raise UserError(f"checkpoint must be best, latest or a step number, "
-                                f"got {which!r}") from None
-            if step not in steps:
-                raise UserError(f"{workdir} has no checkpoint {step} (it has {steps})")
-        try:
-            restored = mgr.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state)))
-        except Exception as e:
-            raise UserError(f"checkpoint {step} of {workdir} does not read back: "
-                            f"{first_line(e)}") from None
-        return restored["state"], step
+        step = pick_step(mgr, workdir, which, best_metric)
     finally:
         mgr.close()
+    path = os.path.join(folder, str(step), "state")
+    checkpointer = ocp.PyTreeCheckpointer()
+    try:
+        saved = checkpointer.metadata(path).item_metadata.tree
+        missing = [p for p in parts if p not in saved]
+        if missing:
+            raise UserError(f"checkpoint {step} of {workdir} has no {', '.join(missing)}")
+        target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype),
+                                        {p: saved[p] for p in parts})
+        restored = checkpointer.restore(path, args=ocp.args.PyTreeRestore(
+            item=target, partial_restore=True,
+            restore_args=jax.tree_util.tree_map(
+                lambda _: ocp.RestoreArgs(restore_type=np.ndarray), target)))
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"checkpoint {step} of {workdir} does not read back: "
+                        f"{first_line(e)}") from None
+    return restored, step

@@ -2,7 +2,8 @@
 
 Either half may come from a training run folder (``python -m train.analysis``
 or ``python -m train.vocoder``: its ``config.json`` says which network, its
-checkpoints hold the weights) or from a weights folder (e.g. the converted
+checkpoints hold the weights, of which only the network's part is read:
+:func:`vf_jax.training.checkpoints.restore_parts`) or from a weights folder (e.g. the converted
 published weights). The result loads in the restorer like a converted folder,
 so any analysis network (released, VF-UNet, VF-BiGRU, VF-DNN) pairs with any
 vocoder. From a vocoder run the EMA generator is taken, weight norm folded.
@@ -23,11 +24,6 @@ from vf_jax.training import checkpoints
 from vf_jax.training import loop as training_loop
 
 
-def _run_state(workdir: str, init_state, config, which: str, best_metric: str):
-    abstract = checkpoints.abstract(jax.eval_shape(lambda: init_state(config)))
-    return checkpoints.restore_state(workdir, abstract, which, best_metric)
-
-
 def load_analysis(path: str, which: str = "best") -> tuple[dict, str, float, dict]:
     """``(variables {"params", "batch_stats"}, kind, width, provenance)`` from a
     weights folder or an analysis training run."""
@@ -39,9 +35,8 @@ def load_analysis(path: str, which: str = "best") -> tuple[dict, str, float, dic
     if "model" not in config:
         raise UserError(f"{path} is not an analysis training run (no model in its config)")
     from vf_jax.training.analysis import step as ts
-    state, step = _run_state(path, lambda c: ts.init_state(c, jax.random.PRNGKey(0)), config,
-                             which, ts.BEST_METRIC)
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    variables, step = checkpoints.restore_parts(path, ("params", "batch_stats"), which,
+                                                ts.BEST_METRIC)
     return (variables, config.model, float(config.get("model_width", 1.0)),
             {"run": os.path.abspath(path), "step": int(step)})
 
@@ -56,11 +51,10 @@ def load_vocoder(path: str, which: str = "best") -> tuple[dict, dict, dict]:
     config = training_loop.read_config(path)
     if "generator" not in config:
         raise UserError(f"{path} is not a vocoder training run (no generator in its config)")
-    from vf_jax.training.vocoder import step as vts
     from vf_jax.training.vocoder import train as vocoder_training
-    state, step = _run_state(path, lambda c: vts.init_state(c, jax.random.PRNGKey(0)), config,
-                             which, vocoder_training.BEST_METRIC)
-    params = weight_norm.fold(jax.tree_util.tree_map(np.asarray, state.generator_ema))
+    parts, step = checkpoints.restore_parts(path, ("generator_ema",), which,
+                                            vocoder_training.BEST_METRIC)
+    params = weight_norm.fold(parts["generator_ema"])
     sizes = {k: int(config.generator[k]) for k in GENERATOR_SIZES}
     return params, sizes, {"run": os.path.abspath(path), "step": int(step)}
 

@@ -28,8 +28,9 @@ from vf_jax.audio import degradations
 from vf_jax.audio import mel as mel_lib
 from vf_jax.audio.io import SAMPLE_RATE
 from vf_jax.evaluation import metrics as metrics_lib
-from vf_jax.models import layers
 from vf_jax.models import registry as models
+from vf_jax.models.masks import mask_frames
+from vf_jax.models.normalization import batch_axis
 from vf_jax.training import optim, parallel
 
 FRONT_END = mel_lib.FRONT_ENDS[SAMPLE_RATE]
@@ -181,7 +182,7 @@ def make_update(config: ml_collections.ConfigDict, axis_name: str | None = None)
 
     def loss_fn(params, batch_stats, mel_in, mel_clean, valid, count, rng):
         cast = lambda t: jax.tree_util.tree_map(lambda x: x.astype(compute), t)
-        with layers.batch_axis(axis_name):
+        with batch_axis(axis_name):
             restored, updates = model.apply(
                 {"params": cast(params), "batch_stats": batch_stats}, mel_in.astype(compute),
                 train_bn=train_bn, deterministic=False, valid=None, mutable=["batch_stats"],
@@ -255,7 +256,7 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
         n = min(media_examples, degraded.shape[0])
         # Zeroed padding adds nothing to SiSPNR's sums: valid frames only.
         sispnr = lambda est: jnp.sum(metrics_lib.sispnr_jax(
-            layers.mask_frames(log_clean, valid), layers.mask_frames(est, valid)))
+            mask_frames(log_clean, valid), mask_frames(est, valid)))
         return {
             "mel_sispnr_sum": sispnr(restored), "input_mel_sispnr_sum": sispnr(log_in),
             "mel_l1_sum": l1, "input_mel_l1_sum": l1_in, "count": count,

@@ -58,8 +58,8 @@ def _listen(media: dict, vocoder, length: int) -> np.ndarray:
     """The restored mels as sound: the vocoder ``(params, size)`` when given,
     else Griffin-Lim."""
     if vocoder is not None:
-        from vf_jax.restoration import restore
-        return restore.vocode(vocoder[0], media["restored_mel"], length, vocoder[1])
+        from vf_jax.restoration import networks
+        return networks.vocode(vocoder[0], media["restored_mel"], length, vocoder[1])
     from vf_jax.audio import mel_inversion
     return np.asarray(mel_inversion.griffin_lim(media["restored_mel"], ts.FRONT_END, length))
 
@@ -68,9 +68,9 @@ def _load_vocoder(path: str):
     """A weights folder's vocoder as ``(params, size)``, or None."""
     if not path:
         return None
-    from vf_jax.restoration import restore, weights
+    from vf_jax.restoration import networks, weights
     variables, meta = weights.load(path)
-    return variables["vocoder"]["params"], restore.vocoder_size(meta)
+    return variables["vocoder"]["params"], networks.vocoder_size(meta)
 
 
 def restore_log_mel(config: ml_collections.ConfigDict, state, wav) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Compiling ahead of time for accelerator topologies, on any host.
+"""Compiling ahead of time for accelerator topologies, on any host: HBM,
+FLOPs and the compiler's step-time estimate.
 
 With ``libtpu`` installed, JAX describes a TPU topology's devices without a
 TPU (``jax.experimental.topologies``); a program jitted over a mesh of them

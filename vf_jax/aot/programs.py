@@ -1,13 +1,18 @@
 """Every program users run, as a function and the shapes of its arguments.
 
-For compiling ahead of time (:mod:`vf_jax.aot`, the tests) and for
+For compiling ahead of time (:mod:`vf_jax.aot.compiler`, the tests) and for
 ``benchmarks/accelerators.py``: the analysis training and validation steps
 (VF-UNet, VF-BiGRU, VF-DNN), the vocoder's generator-only and GAN steps,
 restoration (analysis network and vocoder, modes 0-2, one window or a batch of
-windows) and the degradations alone. Each :class:`Program` is the very
-function the training loop or the restorer jits; :meth:`Program.arguments`
-gives ``jax.ShapeDtypeStruct``s placed on a mesh (state replicated, batch
-split over ``data``), ``batch_per_chip`` examples on each chip.
+windows) and the degradations alone. Each :class:`Program` is built from the
+very functions the training loop or the restorer jits (the training steps,
+:mod:`vf_jax.restoration.networks`), its batch shapes from the loader
+(:func:`vf_jax.data.loader.config_batch_shapes`) and its settings from the
+training configs (``configs/``), so it cannot drift from what runs
+(``tests/aot/test_programs.py`` runs some on the CPU against the running code).
+:meth:`Program.arguments` gives ``jax.ShapeDtypeStruct``s placed on a mesh
+(state replicated, batch split over ``data``), ``batch_per_chip`` examples on
+each chip.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vf_jax import aot
-from vf_jax.audio.degradations import SAMPLE_RATE
+from vf_jax import config_files
+from vf_jax.aot import compiler
+from vf_jax.audio.io import SAMPLE_RATE
+from vf_jax.data import loader
 from vf_jax.models import registry as models
-
-RIR_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -46,42 +51,32 @@ class Program:
 
     def arguments(self, mesh: jax.sharding.Mesh) -> tuple:
         size = self.batch_per_chip * mesh.devices.size
-        return (tuple(aot.shape_of(x, mesh) for x in self.replicated)
-                + tuple(aot.shape_of(x, mesh, sharded=True) for x in self.batch(size))
-                + tuple(aot.shape_of(x, mesh) for x in self.trailing))
+        return (tuple(compiler.shape_of(x, mesh) for x in self.replicated)
+                + tuple(compiler.shape_of(x, mesh, sharded=True) for x in self.batch(size))
+                + tuple(compiler.shape_of(x, mesh) for x in self.trailing))
 
-    def compile(self, mesh: jax.sharding.Mesh) -> aot.Report:
-        return aot.compile_program(self.fn, self.arguments(mesh),
+    def compile(self, mesh: jax.sharding.Mesh) -> compiler.Report:
+        return compiler.compile_program(self.fn, self.arguments(mesh),
                                    donate_argnums=self.donate_argnums)
 
 
-def _struct(shape, dtype=np.float32):
+def struct(shape, dtype=np.float32) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(tuple(shape), np.dtype(dtype))
 
 
-def _key():
+def key_struct() -> jax.ShapeDtypeStruct:
     return jax.eval_shape(lambda: jax.random.PRNGKey(0))
 
 
-def _raw_batch(size: int, crop_seconds: float, paired_fraction: float | None = None) -> dict:
-    """A training batch's shapes: clean speech with noise and RIRs to degrade
-    it; with ``paired_fraction`` a batch of pairs (``degraded`` and the
-    ``paired`` flags; noise and RIRs only when some examples are simulated)."""
-    samples = int(round(crop_seconds * SAMPLE_RATE))
-    batch = {"speech": _struct((size, samples)), "speech_length": _struct((size,), np.int32)}
-    if paired_fraction is not None:
-        batch.update(degraded=_struct((size, samples)), paired=_struct((size,), np.int32))
-    if paired_fraction is None or paired_fraction < 1.0:
-        batch.update(noise=_struct((size, samples)),
-                     rir=_struct((size, int(RIR_SECONDS * SAMPLE_RATE))))
-    return batch
+def structs(shapes: dict) -> dict:
+    """``{key: (shape, dtype)}`` (:func:`vf_jax.data.loader.batch_shapes`) as structs."""
+    return {k: struct(shape, dtype) for k, (shape, dtype) in shapes.items()}
 
 
 # ----------------------------------------------------------- analysis ---
 
 def analysis_config(model: str, crop_seconds: float = 3.0, bf16: bool = False):
-    from configs import resunet
-    config = resunet.get_config(model)
+    config = config_files.get_config("resunet", model)
     config.crop_seconds = crop_seconds
     config.bf16 = bf16
     return config
@@ -93,10 +88,10 @@ def analysis_train(model: str = "unet", batch_per_chip: int = 24, crop_seconds: 
     from vf_jax.training.analysis import step as train_step
     config = config or analysis_config(model, crop_seconds, bf16)
     state = jax.eval_shape(lambda: train_step.init_state(config, jax.random.PRNGKey(0)))
-    paired = config.paired_fraction if config.get("dataset", "speech") == "paired" else None
-    name = ("fine-tune " if paired is not None else "train ") + config.model
+    paired = loader.paired_share(config, need_data=False) is not None
+    name = ("fine-tune " if paired else "train ") + config.model
     return Program(name + (" bf16" if config.bf16 else ""), train_step.make_step(config),
-                   (state,), lambda n: (_raw_batch(n, config.crop_seconds, paired),),
+                   (state,), lambda n: (structs(loader.config_batch_shapes(config, n)),),
                    batch_per_chip, config.crop_seconds, donate_argnums=(0,))
 
 
@@ -107,8 +102,7 @@ def analysis_finetune(model: str = "released", batch_per_chip: int = 8,
     simulation for the share ``1 - paired_fraction`` (the config's unless
     given; at 1 there is none), frozen BatchNorm statistics, and ``freeze``'s
     parts without updates."""
-    from configs import finetune
-    config = finetune.get_config()
+    config = config_files.get_config("finetune")
     config.model, config.crop_seconds, config.bf16, config.freeze = model, crop_seconds, bf16, freeze
     if paired_fraction is not None:
         config.paired_fraction = paired_fraction
@@ -121,21 +115,21 @@ def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
     metrics); ``pairs``: on held-out pairs, as fine-tuning validates (no degradations)."""
     from vf_jax.training.analysis import step as train_step
     config = analysis_config(model, crop_seconds)
+    if pairs:      # validation on pairs: their own degraded sides only
+        config.dataset, config.paired_fraction = "paired", 1.0
     variables = models.analysis_template(model)
-    paired = 1.0 if pairs else None
     return Program(f"validate {model}" + (" on pairs" if pairs else ""),
                    train_step.make_eval_step(config),
                    (variables["params"], variables.get("batch_stats", {})),
-                   lambda n: (_raw_batch(n, crop_seconds, paired),), batch_per_chip,
-                   crop_seconds, trailing=(_key(),))
+                   lambda n: (structs(loader.config_batch_shapes(config, n)),), batch_per_chip,
+                   crop_seconds, trailing=(key_struct(),))
 
 
 # ------------------------------------------------------------ vocoder ---
 
 def vocoder_config(crop_seconds: float = 0.5, bf16: bool = False, generator=None,
                    discriminators=None):
-    from configs import tfgan
-    config = tfgan.get_config()
+    config = config_files.get_config("tfgan")
     config.crop_seconds = crop_seconds
     config.bf16 = bf16
     if generator:
@@ -152,71 +146,64 @@ def vocoder_train(adversarial: bool = True, batch_per_chip: int = 24,
     from vf_jax.training.vocoder import step as vts
     config = config or vocoder_config(crop_seconds, bf16)
     state = jax.eval_shape(lambda: vts.init_state(config, jax.random.PRNGKey(0)))
-    samples = int(round(config.crop_seconds * SAMPLE_RATE))
     name = "vocoder GAN" if adversarial else "vocoder generator-only"
     return Program(name + (" bf16" if bf16 else ""),
                    vts.make_step(config, adversarial=adversarial), (state,),
-                   lambda n: ({"speech": _struct((n, samples))},), batch_per_chip,
-                   config.crop_seconds, donate_argnums=(0,))
+                   lambda n: (structs(loader.config_batch_shapes(config, n, speech_only=True)),),
+                   batch_per_chip, config.crop_seconds, donate_argnums=(0,))
 
 
 # -------------------------------------------------------- restoration ---
 
-def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
-            kind: str = "released", vocoder_size: tuple = (), bf16: bool = False) -> Program:
-    """Restoring windows of ``seconds``: (mode 1: the high-frequency removal,)
-    the front end and analysis network, the vocoder — what
-    :class:`vf_jax.restoration.restore.Restorer` runs per window, here as one program on
-    a batch of windows padded to their frame bucket."""
-    from vf_jax.restoration import restore as restore_lib
-    length = int(round(seconds * SAMPLE_RATE))
-    frames = restore_lib.FRONT_END.num_frames(length)
-    bucket = restore_lib.frame_bucket(frames)
-    precision = "bf16" if bf16 else "float32"
-    train_bn = mode == 2
-
-    def program(variables, wav, rng):
-        if mode == 1:
-            wav = restore_lib._remove_high_frequency(wav)
-        log_mel = restore_lib._analyse(
-            variables["analysis"], wav, None if train_bn else jnp.int32(length), rng,
-            n_frames=frames if train_bn else bucket, train_bn=train_bn, dropout=train_bn,
-            kind=kind, precision=precision)
-        if train_bn:
-            log_mel = jnp.pad(log_mel, ((0, 0), (0, bucket - frames), (0, 0)))
-        return restore_lib._vocode(variables["vocoder"]["params"], log_mel, jnp.int32(frames),
-                                   size=vocoder_size, precision=precision)
-
+def restore_variables(kind: str, vocoder_size: tuple, width: float = 1.0) -> dict:
+    """The shapes of a weights folder's variables (analysis ``kind`` at
+    ``width``, a generator of ``vocoder_size``)."""
     from vf_jax.models.vocoder import TFGANGenerator
     vocoder = jax.eval_shape(lambda: TFGANGenerator(**dict(vocoder_size)).init(
         jax.random.PRNGKey(0), jnp.zeros((1, 8, 128))))
-    variables = {"analysis": models.analysis_template(kind), "vocoder": vocoder}
-    samples = length if train_bn else bucket * restore_lib.HOP
+    return {"analysis": models.analysis_template(kind, width), "vocoder": vocoder}
+
+
+def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
+            kind: str = "released", vocoder_size: tuple = (), bf16: bool = False,
+            width: float = 1.0) -> Program:
+    """Restoring windows of ``seconds`` in ``mode``: what
+    :class:`vf_jax.restoration.restorer.Restorer` runs per window
+    (:func:`vf_jax.restoration.networks.restore_window`), here as one program
+    on a batch of windows padded to their frame bucket (unpadded in mode 2)."""
+    from vf_jax.restoration import buckets, networks
+    samples = int(round(seconds * SAMPLE_RATE))
+    _, bucket = buckets.row_shape(samples)
+    precision = "bf16" if bf16 else "float32"
+
+    def program(variables, wav, rng):
+        return networks.restore_window(variables, wav, rng, mode=mode, samples=samples,
+                                       kind=kind, size=vocoder_size, precision=precision,
+                                       width=width)
+
+    rows = samples if mode == 2 else bucket * buckets.HOP
     name = f"restore mode {mode} x{windows_per_chip}" + (" bf16" if bf16 else "")
-    return Program(name, program, (variables,), lambda n: (_struct((n, samples)),),
-                   windows_per_chip, seconds, trailing=(_key(),))
+    return Program(name, program, (restore_variables(kind, vocoder_size, width),),
+                   lambda n: (struct((n, rows)),), windows_per_chip, seconds,
+                   trailing=(key_struct(),))
 
 
 def restore_rows(rows_per_chip: int = 4, seconds: float = 10.0, kind: str = "released",
-                 vocoder_size: tuple = (), bf16: bool = False) -> Program:
-    """What restoring a folder runs (:meth:`vf_jax.restoration.restore.Restorer.restore_many`):
-    rows of many files' windows in one frame bucket, each with its own length."""
-    from vf_jax.restoration import restore as restore_lib
-    length = int(round(seconds * SAMPLE_RATE))
-    bucket = restore_lib.frame_bucket(restore_lib.FRONT_END.num_frames(length))
+                 vocoder_size: tuple = (), bf16: bool = False, width: float = 1.0) -> Program:
+    """What restoring a folder runs (:meth:`vf_jax.restoration.restorer.Restorer.restore_many`,
+    :func:`vf_jax.restoration.networks.restore_rows`): rows of many files'
+    windows in one frame bucket, each with its own length."""
+    from vf_jax.restoration import buckets, networks
+    _, bucket = buckets.row_shape(int(round(seconds * SAMPLE_RATE)))
     precision = "bf16" if bf16 else "float32"
 
     def program(variables, wav, lengths):
-        return restore_lib._restore_rows(variables, wav, lengths, n_frames=bucket, kind=kind,
-                                         size=vocoder_size, precision=precision)
+        return networks.restore_rows(variables, wav, lengths, n_frames=bucket, kind=kind,
+                                     size=vocoder_size, precision=precision, width=width)
 
-    from vf_jax.models.vocoder import TFGANGenerator
-    vocoder = jax.eval_shape(lambda: TFGANGenerator(**dict(vocoder_size)).init(
-        jax.random.PRNGKey(0), jnp.zeros((1, 8, 128))))
-    variables = {"analysis": models.analysis_template(kind), "vocoder": vocoder}
     name = f"restore rows x{rows_per_chip} of {seconds:g} s" + (" bf16" if bf16 else "")
-    return Program(name, program, (variables,),
-                   lambda n: (_struct((n, bucket * restore_lib.HOP)), _struct((n,), np.int32)),
+    return Program(name, program, (restore_variables(kind, vocoder_size, width),),
+                   lambda n: (struct((n, bucket * buckets.HOP)), struct((n,), np.int32)),
                    rows_per_chip, seconds)
 
 
@@ -232,7 +219,7 @@ def degrade(batch_per_chip: int = 24, crop_seconds: float = 3.0, config=None) ->
                                           batch["rir"], config)
     return Program("degradations", program, (),
                    lambda n: (jax.eval_shape(lambda: jax.random.split(jax.random.PRNGKey(0), n)),
-                              _raw_batch(n, crop_seconds)),
+                              structs(loader.batch_shapes(n, crop_seconds))),
                    batch_per_chip, crop_seconds)
 
 

@@ -1,16 +1,18 @@
-"""The settings every training shares, declared once: the loop, data
-parallelism, the optimiser's common keys, input, validation, checkpoints and
-logs. Each family's config file (``configs/resunet.py`` for the analysis
-networks, ``configs/tfgan.py`` for the vocoder) starts from :func:`base`, sets
-its own values for these keys and adds its own; the loop reads them as
-attributes, so a missing key is an error, not a silent default."""
+"""The base every training config starts from: the settings every training
+shares, declared once (the loop, data parallelism, the optimiser's common
+keys, input, validation, checkpoints and logs). Not run by itself: each
+family's config file (``configs/resunet.py`` for the analysis networks,
+``configs/tfgan.py`` for the vocoder) starts from it with
+``config_files.get_config("base")``, sets its own values for these keys and
+adds its own. The loop reads them as attributes, so a missing key is an error,
+not a silent default."""
 
 from __future__ import annotations
 
 import ml_collections
 
 
-def base() -> ml_collections.ConfigDict:
+def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     # Optimiser (vf_jax.training.optim): Adam's betas and epsilon, clipping,
     # and the learning rate times lr_decay every lr_decay_every steps.
