@@ -67,22 +67,6 @@ def make_files(folder: pathlib.Path, count: int, shortest: float, longest: float
     return total
 
 
-def make_weights(path: pathlib.Path) -> None:
-    import jax
-    import jax.numpy as jnp
-
-    from vf_jax.compilation import jit_init
-    from vf_jax.models import registry as models
-    from vf_jax.models.vocoder import TFGANGenerator
-    from vf_jax.restoration import weights
-    analysis = jit_init(models.analysis_module("released").init)(jax.random.PRNGKey(1),
-                                                                 jnp.zeros((1, 64, 128)))
-    vocoder = jit_init(TFGANGenerator().init)(jax.random.PRNGKey(2), jnp.zeros((1, 8, 128)))
-    variables = jax.tree_util.tree_map(np.asarray, {"analysis": dict(analysis),
-                                                    "vocoder": dict(vocoder)})
-    weights.save(str(path), variables, weights.describe("released"))
-
-
 PER_FILE = """
 import os, sys, time
 start = time.perf_counter()
@@ -157,10 +141,12 @@ def main() -> None:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
     import jax
+
+    from vf_jax import testing
     with tempfile.TemporaryDirectory(prefix="vf_jax_corpus_") as tmp:
         tmp = pathlib.Path(tmp)
         total = make_files(tmp / "in", args.files, args.shortest, args.longest)
-        make_weights(tmp / "weights")
+        testing.write_seeded_weights(str(tmp / "weights"), "released")
         started = time.perf_counter()
         per_file, per_file_busy = timed_process(PER_FILE, [str(tmp / "in"), str(tmp / "per_file"),
                                             str(tmp / "weights")], tmp / "cache_per_file")

@@ -27,7 +27,7 @@ if not os.environ.get("VF_JAX_COMPILATION_CACHE"):
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 
 # JAX's runtime is the CPU whatever is installed: with libtpu present (the
-# tests compile for TPU topologies ahead of time, tests/test_tpu_compile.py)
+# tests compile for TPU topologies ahead of time, tests/aot/test_tpu_compile.py)
 # JAX would otherwise look for a TPU. libtpu takes a lock file per machine
 # unless told that several processes (the xdist workers) may load it.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -88,38 +88,22 @@ def small_weights_dir(tmp_path_factory):
 # ``--dist loadfile --no-loadscope-reorder`` the workers take whole modules in
 # this order, the longest first, so that none is left with a long module at
 # the end while the other idles. Modules not listed keep their order, after.
-SLOWEST_FIRST = ("test_tpu_compile.py", "test_vocoder_training.py", "test_parity.py",
-                 "test_finetune.py", "test_train_step.py", "test_train_loop.py",
-                 "test_notebook.py", "test_vocoder_parts.py", "test_corpus.py", "test_restore.py",
-                 "test_demo_and_metrics.py", "test_degradations.py", "test_data.py",
-                 "test_models.py", "test_evaluate.py")
-
+SLOWEST_FIRST = ("aot/test_tpu_compile.py", "training/test_vocoder_training.py",
+                 "restoration/test_parity.py", "training/test_finetune.py",
+                 "training/test_train_step.py", "training/test_train_loop.py",
+                 "colab/test_notebook.py", "models/test_vocoder_parts.py",
+                 "restoration/test_corpus.py", "restoration/test_restore.py",
+                 "commands/test_demo_and_metrics.py", "audio/test_degradations.py",
+                 "data/test_data.py", "models/test_models.py", "evaluation/test_evaluate.py")
 
 # Markers, so that a contributor can run a quick subset (``pytest -m "not slow"``,
-# ``-m "not parity"``); CI runs everything. ``parity``: the test builds the
-# original package (PyTorch, seeded weights). ``multiprocess``: it starts
-# several processes or simulated devices. ``slow``: it takes about half a
-# minute or more alone (measured with --durations).
+# ``-m "not parity"``); CI runs everything. ``slow`` (about half a minute or
+# more alone, measured with --durations) and ``multiprocess`` (several
+# processes or simulated devices) are decorators in the test files;
+# ``parity`` is every test that builds the original package, i.e. uses one of
+# the fixtures below that do.
 PARITY_FIXTURES = {"oracle", "converted", "weights_dir"}
-MULTIPROCESS = {"test_train_step.py::test_data_parallel_steps_match_one_device",
-                "test_vocoder_training.py::test_data_parallel_steps_match_one_device",
-                "test_train_loop.py::test_two_processes_train_together_and_resume",
-                "test_corpus.py::test_two_processes_share_a_folder_through_jax_distributed",
-                "test_corpus.py::test_killed_three_times_ends_as_an_uninterrupted_run",
-                "test_corpus.py::test_sigterm_stops_cleanly_and_the_run_goes_on",
-                "test_restore_many.py::test_rows_split_over_several_devices_give_the_same",
-                "test_finetune.py::test_the_recipe_runs_from_the_command_line"}
-SLOW_MODULES = {"test_tpu_compile.py", "test_notebook.py", "test_vocoder_training.py"}
-SLOW = {"test_train_step.py::test_each_architecture_learns_a_fixed_set",
-        "test_train_step.py::test_bf16_step_keeps_float32_parameters_and_tracks_float32",
-        "test_train_loop.py::test_sigterm_saves_and_exits_cleanly",
-        "test_train_loop.py::test_stopped_and_resumed_run_equals_uninterrupted",
-        "test_train_loop.py::test_command_line_overrides_reach_the_run",
-        "test_demo_and_metrics.py::test_demo_without_weights_trains_the_tiny_model_and_restores",
-        "test_restore.py::test_bucketed_analysis_equals_unpadded",
-        "test_finetune.py::test_the_recipe_runs_from_the_command_line",
-        "test_finetune.py::test_starting_weights_from_a_folder_or_a_run",
-        "test_finetune.py::test_finetuning_beats_its_start_and_training_from_scratch"}
+TESTS = pathlib.Path(__file__).resolve().parent
 
 
 def pytest_configure(config):
@@ -131,12 +115,7 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))   # stable
+    items.sort(key=lambda item: rank.get(item.path.relative_to(TESTS).as_posix(), len(rank)))
     for item in items:
-        test = f"{item.path.name}::{item.originalname}"
         if PARITY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.parity)
-        if test in MULTIPROCESS:
-            item.add_marker(pytest.mark.multiprocess)
-        if item.path.name in SLOW_MODULES or test in SLOW or test in MULTIPROCESS:
-            item.add_marker(pytest.mark.slow)

@@ -11,41 +11,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)          # configs/ and train/ as the commands see them
 
-from vf_jax import config_files  # noqa: E402
+from vf_jax import config_files, testing  # noqa: E402
 from vf_jax.data.clip import load_clip  # noqa: E402
 from vf_jax.training.vocoder import step as vts  # noqa: E402
 
 # --------------------------------------------------------- restoration ---
 
-SMALL_VOCODER = {"channels": 32, "cond_channels": 16, "resstack_depth": 2}
+SMALL_VOCODER = testing.SMALL_VOCODER
 
 
 def write_small_weights(path: str) -> str:
     """A weights folder at ``path`` with seeded random VF-BiGRU analysis and a
-    small generator (:data:`SMALL_VOCODER`), as ``python -m vf_jax export``
-    writes one; returns ``path``."""
-    import jax.numpy as jnp
-
-    from vf_jax.compilation import jit_init
-    from vf_jax.models import registry as models
-    from vf_jax.models import weight_norm
-    from vf_jax.models.vocoder import TFGANGenerator
-    from vf_jax.restoration import weights
-    a_key, v_key = jax.random.split(jax.random.PRNGKey(0))
-    analysis = jit_init(models.analysis_module("bigru").init)(a_key, jnp.zeros((1, 8, 128)))
-    vocoder = jit_init(TFGANGenerator(**SMALL_VOCODER).init)(v_key, jnp.zeros((1, 8, 128)))
-    # N(0, 0.02) kernels (MelGAN's training start) make near-silence in so
-    # small a generator; He-scaled ones make sound, as trained weights do.
-    rng = np.random.default_rng(1)
-    vocoder = jax.tree_util.tree_map_with_path(
-        lambda path, x: (rng.standard_normal(x.shape) * np.sqrt(
-            (0.02 if path[1].key == "conv_out" else 2.0) / np.prod(x.shape[:-1])))
-        .astype(np.float32) if path[-1].key == "kernel" else x, vocoder)
-    variables = jax.tree_util.tree_map(np.asarray, {"analysis": dict(analysis),
-                                                    "vocoder": dict(vocoder)})
-    assert not weight_norm.is_weight_normed(variables["vocoder"])
-    weights.save(path, variables, weights.describe("bigru", vocoder_size=SMALL_VOCODER))
-    return path
+    small generator (:data:`SMALL_VOCODER`); returns ``path``."""
+    return testing.write_seeded_weights(path, "bigru", SMALL_VOCODER)
 
 
 # ---------------------------------------------------------------- data ---

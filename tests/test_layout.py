@@ -25,7 +25,7 @@ LAYERS = [
     ("vf_jax.evaluation",),
     ("vf_jax.training",),
     ("configs",),
-    ("vf_jax.commands", "vf_jax.cli", "vf_jax.aot", "vf_jax.__main__"),
+    ("vf_jax.commands", "vf_jax.cli", "vf_jax.aot", "vf_jax.testing", "vf_jax.__main__"),
 ]
 
 
@@ -189,3 +189,13 @@ def test_the_underscore_check_finds_what_it_forbids(tmp_path):
     finally:
         probe.unlink()
     assert len(found) == 2 and "imports _hidden" in found[0] and "networks._private" in found[1]
+
+
+def test_pyproject_installs_every_package_and_ships_the_configs_inside_vf_jax():
+    import tomllib
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {".".join(p.relative_to(ROOT).parts[:-1])
+                for p in (ROOT / "vf_jax").rglob("__init__.py")}
+    assert set(setup["packages"]) == packages | {"vf_jax.configs"}
+    assert setup["package-dir"] == {"vf_jax.configs": "configs"}
+    assert "configs" not in setup["packages"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 
-from train.analysis import command_line
+from vf_jax.training.command_line import command_line
 from vf_jax.training.vocoder.train import train_and_evaluate
 
 

@@ -1,7 +1,7 @@
 """Three analysis training steps of a small VF-BiGRU on one device, jit over 8
 simulated CPU devices, and pmap over them, from the same state and global
 batch; prints their largest parameter differences as JSON
-(``tests/test_train_step.py``)."""
+(``tests/training/test_train_step.py``)."""
 
 import json
 import os

@@ -1,7 +1,7 @@
 """Restore a few inputs with ``Restorer.restore_many`` over 4 simulated CPU
 devices (the rows of each batch split among them) and alone on one; prints
 the largest difference relative to each result's peak, as JSON
-(``tests/test_restore_many.py``). argv[1]: a weights folder."""
+(``tests/restoration/test_restore_many.py``). argv[1]: a weights folder."""
 
 import json
 import os

@@ -1,6 +1,6 @@
 """One GAN step of the small vocoder config from a pickled state (argv[1]),
 jit over 8 simulated CPU devices and pmap over them; the results are pickled
-to argv[2] (``tests/test_vocoder_training.py``)."""
+to argv[2] (``tests/training/test_vocoder_training.py``)."""
 
 import os
 import pickle

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
                         "2: batch statistics and dropout (for severe damage)")
     p.add_argument("--precision", choices=("float32", "bf16"), default="float32",
                    help="the networks' arithmetic: float32, or bf16 (bfloat16: faster on "
-                        "TPUs and recent GPUs; error against float32 in the README)")
+                        "TPUs and recent GPUs; error against float32 in docs/restoring.md)")
     p.add_argument("--format", choices=("wav", "flac"), default="wav",
                    help="the outputs' format, for a folder (a file output: its extension)")
     p.add_argument("--subtype", default="PCM_16", help="output subtype (PCM_16, PCM_24, FLOAT, ...)")

@@ -38,15 +38,21 @@ def unet(width: float) -> ResUNet:
     return ResUNet(channels=tuple(scaled(c, width) for c in ENCODER_CHANNELS), name="unet")
 
 
-class Denoiser(nn.Module):
+class MelNetwork(nn.Module):
+    """What every analysis network shares: ``n_mels`` mel bands in and out,
+    and ``width``, the factor on every hidden size (1: the published sizes).
+    Called as ``(mel, train_bn=False, deterministic=True, valid=None)``."""
+    n_mels: int = 128
+    width: float = 1.0
+
+
+class Denoiser(MelNetwork):
     """``(B, T, mels)`` linear mel -> mask in (0, 1) of the same shape.
 
     The Sequential indices of the original (``denoiser.0`` ... ``denoiser.15``)
     name the submodules, so the checkpoint maps one to one.
     """
-    n_mels: int = 128
     dropout: float = 0.5
-    width: float = 1.0
 
     @nn.compact
     def __call__(self, x, train_bn: bool = False, deterministic: bool = True,
@@ -67,7 +73,7 @@ class Denoiser(nn.Module):
         return jax.nn.sigmoid(nn.Dense(n, name="l15")(x))
 
 
-class ReleasedAnalysis(nn.Module):
+class ReleasedAnalysis(MelNetwork):
     """Degraded linear mel ``(B, T, mels)`` -> restored log10 mel ``(B, T, mels)``.
 
     ``train_bn``: BatchNorm on batch statistics (the original's mode 2);
@@ -75,9 +81,6 @@ class ReleasedAnalysis(nn.Module):
     ``valid``: true frame counts ``(B,)`` when ``T`` is a padded bucket (a
     multiple of 64); eval mode only.
     """
-    n_mels: int = 128
-    width: float = 1.0
-
     @nn.compact
     def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
                  valid=None):
@@ -92,11 +95,8 @@ class ReleasedAnalysis(nn.Module):
         return residual + log_clean
 
 
-class VFUNet(nn.Module):
+class VFUNet(MelNetwork):
     """VF-UNet: the ResUNet on the 1-channel log-mel, log10 residual."""
-    n_mels: int = 128
-    width: float = 1.0
-
     @nn.compact
     def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
                  valid=None):
@@ -105,12 +105,10 @@ class VFUNet(nn.Module):
         return residual + log_mel
 
 
-class VFBiGRU(nn.Module):
+class VFBiGRU(MelNetwork):
     """VF-BiGRU: BN -> Linear 128->256 -> BN_GRU(256, 2 bidirectional layers)
     -> ReLU -> Linear 512->256 -> ReLU -> Linear 256->128; log10 residual."""
-    n_mels: int = 128
     hidden: int = 256
-    width: float = 1.0
 
     @nn.compact
     def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,
@@ -124,12 +122,10 @@ class VFBiGRU(nn.Module):
         return nn.Dense(self.n_mels, name="dense_out")(x) + log_mel
 
 
-class VFDNN(nn.Module):
+class VFDNN(MelNetwork):
     """VF-DNN: Linear 128->256->512->1024->512->256 (ReLU, then a scalar BN
     after each of the first four), then Linear 256->128; log10 residual."""
-    n_mels: int = 128
     widths: tuple = (2, 4, 8, 4, 2)
-    width: float = 1.0
 
     @nn.compact
     def __call__(self, mel, train_bn: bool = False, deterministic: bool = True,

@@ -4,7 +4,7 @@ batched, shared among processes and hosts, resumable.
 Each process takes every N-th file of the sorted list from its index I
 (``--shard I/N``, or the process index and count of ``jax.distributed``),
 reads ahead in a thread, restores through
-:meth:`vf_jax.restoration.restore.Restorer.restore_many` (windows of many
+:meth:`vf_jax.restoration.restorer.Restorer.restore_many` (windows of many
 files in shared device batches) and writes in background threads, each
 output whole (a temporary file, then a rename).
 

@@ -9,6 +9,8 @@ import pytest
 from vf_jax.aot import compiler, programs
 from vf_jax.audio import filters
 
+pytestmark = pytest.mark.slow        # the whole module takes minutes
+
 V5E_HBM = 16e9
 
 

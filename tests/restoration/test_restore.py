@@ -14,6 +14,8 @@ from vf_jax.models.resunet import padded_frames
 from vf_jax.restoration import buckets, networks, weights, windows
 from vf_jax.restoration.restorer import Restorer
 
+from helpers import ROOT  # noqa: E402
+
 SR = 44100
 
 
@@ -127,6 +129,7 @@ def test_prepared_lengths_need_no_compilation_when_restored(small_weights_dir, r
     np.testing.assert_array_equal(restored, restorer.restore(x, SR))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["released", "restorer"])
 def test_bucketed_analysis_equals_unpadded(which, request):
     """Zero padding to the bucket, masked past the true end, changes nothing:
@@ -262,7 +265,7 @@ def test_real_process_prints_no_traceback(tmp_path, small_weights_dir):
     proc = subprocess.run([sys.executable, "-m", "vf_jax", "restore", "--weights", small_weights_dir,
                            "-i", str(src), "-o", str(tmp_path / "o.wav"), "--quiet"],
                           capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                          cwd=ROOT)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("python -m vf_jax restore: error:")

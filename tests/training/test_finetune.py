@@ -18,7 +18,7 @@ from vf_jax.data.__main__ import main as data_main
 from vf_jax.data.clip import load_clip, telephone, write_example_pairs
 from vf_jax.errors import UserError
 
-from helpers import build_interrupted_then_again
+from helpers import ROOT, build_interrupted_then_again
 
 SR = 44100
 
@@ -292,6 +292,7 @@ def test_freezing_keeps_named_parts_and_statistics(paired_dir):
         ts.init_state(config, jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow
 def test_starting_weights_from_a_folder_or_a_run(tmp_path, paired_dir, small_weights_dir):
     from train.analysis import train_and_evaluate
     from vf_jax.restoration import weights
@@ -328,10 +329,11 @@ def test_starting_weights_from_a_folder_or_a_run(tmp_path, paired_dir, small_wei
 
 # A released-layout model trained on the GSR simulation only, at 1/12 of the
 # published widths (its make.py says how): the published weights' role.
-SIMULATION_TRAINED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures",
+SIMULATION_TRAINED = os.path.join(ROOT, "tests", "fixtures",
                                   "finetune_start", "weights")
 
 
+@pytest.mark.slow
 def test_finetuning_beats_its_start_and_training_from_scratch(tmp_path, paired_dir):
     """Fine-tuned on the telephone pairs (a line the simulation does not
     make), the simulation-trained model's held-out mel L1 falls below its
@@ -383,9 +385,10 @@ def run_command(*args, cwd):
     return done.stderr
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_the_recipe_runs_from_the_command_line(tmp_path, small_weights_dir):
     """README, "Adapt VoiceFixer to your recordings": example pairs, the build,
     fine-tuning, export and the side-by-side evaluation, as commands."""

@@ -14,9 +14,7 @@ from vf_jax.audio.synthetic import training_batch
 from vf_jax.training import parallel
 from vf_jax.training.analysis import step as ts
 
-from helpers import analysis_config
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from helpers import ROOT, analysis_config
 
 
 def test_learning_rate_schedule_closed_form():
@@ -39,6 +37,7 @@ def test_loss_counts_only_valid_frames():
     assert float(total / count) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["dnn", "bigru", "unet"])
 def test_each_architecture_learns_a_fixed_set(model):
     """Same examples and degradations every step: the loss falls. VF-UNet at
@@ -61,6 +60,8 @@ def test_each_architecture_learns_a_fixed_set(model):
     assert np.mean(losses[-3:]) < 0.8 * losses[0], losses
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_data_parallel_steps_match_one_device():
     """With 8 simulated CPU devices the jit-sharded and the pmap steps give the
     parameters one device gives on the same global batch."""
@@ -74,6 +75,7 @@ def test_data_parallel_steps_match_one_device():
     assert max(result["loss"]) - min(result["loss"]) < 1e-5
 
 
+@pytest.mark.slow
 def test_bf16_step_keeps_float32_parameters_and_tracks_float32():
     """bf16 compute: parameters, optimiser state and BN statistics stay float32;
     the loss is the float32 one to bf16 precision, and training still learns."""

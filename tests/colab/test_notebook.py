@@ -4,11 +4,14 @@ import os
 import pathlib
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from conftest import TEST_XLA_FLAGS
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow        # the whole module takes minutes
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def execute(name: str, tmp_path, monkeypatch):

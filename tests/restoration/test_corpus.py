@@ -22,8 +22,8 @@ from vf_jax.restoration import corpus, weights
 from vf_jax.restoration.restorer import Restorer
 
 from conftest import TEST_XLA_FLAGS
+from helpers import ROOT  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SR = 44100
 
 
@@ -157,6 +157,8 @@ def _outputs(out, rels):
     return {rel: sf.read(str(out / out_rel(rel)), dtype="int16")[0] for rel in rels}
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_killed_three_times_ends_as_an_uninterrupted_run(tmp_path, small_weights_dir):
     inp = tmp_path / "in"
     rels = make_corpus(inp, count=12, seed=1)
@@ -197,6 +199,8 @@ def test_killed_three_times_ends_as_an_uninterrupted_run(tmp_path, small_weights
         np.testing.assert_array_equal(got[rel], expected[rel], err_msg=rel)
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_sigterm_stops_cleanly_and_the_run_goes_on(tmp_path, small_weights_dir):
     inp = tmp_path / "in"
     rels = make_corpus(inp, count=10, seed=2)
@@ -220,6 +224,8 @@ def test_sigterm_stops_cleanly_and_the_run_goes_on(tmp_path, small_weights_dir):
     assert sorted(r["input"] for r in manifest_rows(out)) == sorted(rels)
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_share_a_folder_through_jax_distributed(tmp_path, small_weights_dir):
     inp = tmp_path / "in"
     rels = make_corpus(inp, count=7, seed=3)

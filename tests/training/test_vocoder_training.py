@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 from vf_jax.training.vocoder import step as vts  # noqa: E402
 from vf_jax.training.vocoder import train as vt  # noqa: E402
 
-from helpers import COMPARED, CROP, GAN_START, clip_batch, mesh_step, vocoder_config  # noqa: E402
+from helpers import (COMPARED, CROP, GAN_START, ROOT, clip_batch, mesh_step,  # noqa: E402
+                     vocoder_config)
+
+pytestmark = pytest.mark.slow        # the whole module takes minutes
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,8 @@ def test_losses_fall_ema_tracks_and_discriminators_start_on_time(fixed_batch_run
     assert last["mel_l1"] < 0.3 * first["mel_l1"], (first, last)
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_data_parallel_steps_match_one_device(fixed_batch_run, tmp_path):
     """With 8 simulated CPU devices, jit over the mesh and pmap give the
     parameters and losses one device gives, for the first GAN step (the

@@ -44,6 +44,7 @@ def test_demo_without_weights_says_so_and_writes_files(tmp_path, capsys):
     assert (out / "spectrograms.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_demo_without_weights_trains_the_tiny_model_and_restores(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--weights", str(tmp_path / "none"),

@@ -10,6 +10,8 @@ from vf_jax.errors import UserError
 from vf_jax.restoration import weights
 from vf_jax.restoration.restorer import Restorer
 
+from helpers import ROOT  # noqa: E402
+
 SR = 44100
 
 
@@ -120,6 +122,8 @@ def test_loudness_input_gives_the_input_s_bs1770_loudness(restorer):
         next(restorer.restore_many([(x, SR)], loudness="louder"))
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_rows_split_over_several_devices_give_the_same(small_weights_dir):
     """Each batch's rows shared among 4 simulated CPU devices (a mesh, as on
     a TPU host's chips): the same results as one input alone."""
@@ -129,7 +133,7 @@ def test_rows_split_over_several_devices_give_the_same(small_weights_dir):
     import sys
 
     from conftest import TEST_XLA_FLAGS
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = ROOT
     done = subprocess.run(
         [sys.executable, os.path.join(root, "tests", "scripts", "restore_many_devices.py"),
          small_weights_dir], capture_output=True, text=True, cwd=root, timeout=600,

@@ -14,13 +14,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
 from train.analysis import TrainingStopped, train_and_evaluate  # noqa: E402
 from vf_jax.config_files import get_config  # noqa: E402
 
 from conftest import TEST_XLA_FLAGS  # noqa: E402
+from helpers import ROOT  # noqa: E402
 
 
 def tiny(steps, **overrides):
@@ -38,6 +36,7 @@ def saved_state(workdir, step):
     return jax.tree_util.tree_leaves(state["state"])
 
 
+@pytest.mark.slow
 def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path):
     whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
     train_and_evaluate(tiny(12), whole)
@@ -73,6 +72,7 @@ def test_broken_newest_checkpoint_falls_back(tmp_path, capsys):
     assert ocp.CheckpointManager(os.path.join(workdir, "checkpoints")).latest_step() == 12
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_exits_cleanly(tmp_path):
     workdir = tmp_path / "run"
     cmd = [sys.executable, "-m", "train.analysis", "--config", "configs/tiny.py",
@@ -171,6 +171,7 @@ def run_train(workdir, *overrides):
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_command_line_overrides_reach_the_run(tmp_path):
     workdir = tmp_path / "run"
     proc = run_train(workdir, "--config.model=bigru", "--config.num_steps=3",
@@ -197,6 +198,8 @@ def test_bad_settings_fail_with_one_line(tmp_path, override, message):
     assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
 
 
+@pytest.mark.slow
+@pytest.mark.multiprocess
 def test_two_processes_train_together_and_resume(tmp_path):
     """Several hosts: two CPU processes (one device each) joined by
     ``jax.distributed`` train one model over a 2-device global mesh, write one

@@ -10,7 +10,7 @@ import shutil
 import jax
 import numpy as np
 
-FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "before_layout_move"
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "before_layout_move"
 
 
 def _maker():
