@@ -56,7 +56,8 @@ def test_conv_transpose2d_matches_torch():
     w = rng.standard_normal((6, 3, 3, 3)).astype(np.float32)        # (in, out, kh, kw)
     ref = torch.nn.functional.conv_transpose2d(
         torch.tensor(x).permute(0, 3, 1, 2), torch.tensor(w), stride=2).permute(0, 2, 3, 1)
-    ours = convolution.conv_transpose(jnp.asarray(x), jnp.transpose(w, (2, 3, 0, 1)), (2, 2), (0, 0))
+    ours = convolution.conv_transpose(jnp.asarray(x), jnp.transpose(w, (2, 3, 0, 1)), (2, 2),
+                                      (0, 0))
     assert ours.shape == (2, 11, 9, 3)
     np.testing.assert_allclose(ours, ref.numpy(), atol=1e-5)
 

@@ -58,6 +58,28 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert manager.latest_step() == 5
 
 
+def test_a_checkpoint_s_parts_read_alone_equal_the_whole_state_s(tmp_path):
+    """What export reads: the network's part of a saved state, and nothing
+    else (no optimiser state, no abstract training state built)."""
+    from vf_jax.errors import UserError
+    from vf_jax.training import checkpoints
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(tiny(5), workdir)
+    parts, step = checkpoints.restore_parts(workdir, ("params", "batch_stats"), "latest")
+    assert step == 5 and set(parts) == {"params", "batch_stats"}
+    manager = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
+    whole = manager.restore(5, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    for name in parts:
+        ours = jax.tree_util.tree_leaves_with_path(parts[name])
+        theirs = jax.tree_util.tree_leaves_with_path(whole["state"][name])
+        assert [p for p, _ in ours] == [p for p, _ in theirs] and ours
+        for (_, x), (_, y) in zip(ours, theirs):
+            assert isinstance(x, np.ndarray)
+            np.testing.assert_array_equal(x, np.asarray(y))
+    with pytest.raises(UserError, match="has no discriminators"):
+        checkpoints.restore_parts(workdir, ("params", "discriminators"), "latest")
+
+
 def test_broken_newest_checkpoint_falls_back(tmp_path, capsys):
     workdir = str(tmp_path / "run")
     train_and_evaluate(tiny(10), workdir)

@@ -103,7 +103,8 @@ def analysis_finetune(model: str = "released", batch_per_chip: int = 8,
     given; at 1 there is none), frozen BatchNorm statistics, and ``freeze``'s
     parts without updates."""
     config = config_files.get_config("finetune")
-    config.model, config.crop_seconds, config.bf16, config.freeze = model, crop_seconds, bf16, freeze
+    config.model, config.crop_seconds = model, crop_seconds
+    config.bf16, config.freeze = bf16, freeze
     if paired_fraction is not None:
         config.paired_fraction = paired_fraction
     return analysis_train(model, batch_per_chip, crop_seconds, bf16, config=config)
