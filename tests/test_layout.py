@@ -200,3 +200,26 @@ def test_pyproject_installs_every_package_and_ships_the_configs_inside_vf_jax():
     assert set(setup["packages"]) == packages | {"vf_jax.configs"}
     assert setup["package-dir"] == {"vf_jax.configs": "configs"}
     assert "configs" not in setup["packages"]
+
+
+def test_every_vf_jax_name_the_tests_benchmarks_and_scripts_import_exists():
+    """A name moved in the library cannot leave a stale import behind in a
+    file the suite only runs in a subprocess (scripts, benchmarks, train/)."""
+    import importlib
+    missing = []
+    files = [p for folder in ("tests", "benchmarks", "train")
+             for p in sorted((ROOT / folder).rglob("*.py")) if "fixtures" not in p.parts]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.level == 0
+                    and (node.module or "").startswith("vf_jax")):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ModuleNotFoundError:
+                        missing.append(f"{path.relative_to(ROOT)}:{node.lineno} "
+                                       f"{node.module}.{alias.name}")
+    assert not missing, "\n".join(missing)
