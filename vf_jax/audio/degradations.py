@@ -83,7 +83,8 @@ def preset(name: str) -> ml_collections.ConfigDict:
     c.clip.prob = 1.0 if name == "declip" else 0.0
     c.reverb.prob = 1.0 if name == "derev" else 0.0
     c.band_limit.prob = 1.0 if name == "sr" else 0.0
-    c.band_limit.speech_second_resample = c.band_limit.speech_second_resample if name == "sr" else 0.0
+    if name != "sr":
+        c.band_limit.speech_second_resample = 0.0
     c.noise.prob = 1.0 if name == "denoise" else 0.0
     return c
 

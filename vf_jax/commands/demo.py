@@ -139,7 +139,8 @@ def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
     degraded = degrade_preview(clean, seed)
     audio_io.write_audio(os.path.join(out_dir, "clean.wav"), clean, SAMPLE_RATE)
     audio_io.write_audio(os.path.join(out_dir, "degraded.wav"), degraded, SAMPLE_RATE)
-    signals = {"clean (shipped clip)": clean, "degraded (band limit, reverb, clipping, noise)": degraded}
+    signals = {"clean (shipped clip)": clean,
+               "degraded (band limit, reverb, clipping, noise)": degraded}
 
     weights_dir = weights_dir or weights_lib.default_weights_dir()
     restored = None

@@ -18,7 +18,8 @@ def add_arguments(p) -> None:
                    help="output file, or folder (the input tree mirrored; a folder run is "
                         "batched and resumable: run it again to go on)")
     p.add_argument("--weights", default=None,
-                   help=f"weights folder (default: $VF_JAX_WEIGHTS or {weights.default_weights_dir()})")
+                   help="weights folder (default: $VF_JAX_WEIGHTS or "
+                        f"{weights.default_weights_dir()})")
     p.add_argument("--mode", type=int, choices=(0, 1, 2), default=0,
                    help="0: plain; 1: remove content above the 95%% energy bin first; "
                         "2: batch statistics and dropout (for severe damage)")
@@ -27,7 +28,8 @@ def add_arguments(p) -> None:
                         "TPUs and recent GPUs; error against float32 in docs/restoring.md)")
     p.add_argument("--format", choices=("wav", "flac"), default="wav",
                    help="the outputs' format, for a folder (a file output: its extension)")
-    p.add_argument("--subtype", default="PCM_16", help="output subtype (PCM_16, PCM_24, FLOAT, ...)")
+    p.add_argument("--subtype", default="PCM_16",
+                   help="output subtype (PCM_16, PCM_24, FLOAT, ...)")
     p.add_argument("--strength", type=float, default=1.0,
                    help="0-1: the restoration mixed with the input (1: restoration only)")
     p.add_argument("--loudness", choices=("peak", "input"), default="peak",

@@ -49,32 +49,28 @@ def as_input(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return audio_io.resample(audio, int(sample_rate), SAMPLE_RATE)
 
 
-
 def compile_for(variables, length: int, channels: int = 1,
                 max_window: int = round(MAX_WINDOW_SECONDS * SAMPLE_RATE),
                 overlap: int = round(OVERLAP_SECONDS * SAMPLE_RATE),
                 meta: dict | None = None, precision: str = "float32") -> None:
     """Compile the networks for restoring ``length`` samples (44.1 kHz) of
-    ``channels`` channels in modes 0 and 1 at ``precision``, ahead of the call (which then finds
-    them in JAX's caches). ``variables`` may hold ``jax.ShapeDtypeStruct``
-    leaves (:func:`vf_jax.restoration.weights.shape_template`), so this can run while the
-    arrays are still being read."""
+    ``channels`` channels in modes 0 and 1 at ``precision``, ahead of the
+    call (which then finds them in JAX's caches). ``variables`` may hold
+    ``jax.ShapeDtypeStruct`` leaves (:func:`vf_jax.restoration.weights.shape_template`),
+    so this can run while the arrays are still being read."""
     f32, i32 = np.float32, np.int32
     key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jax.random.PRNGKey(0).dtype)
     for size in sorted({size for _, size in window_plan(length, max_window, overlap)}):
-        frames = FRONT_END.num_frames(size)
-        bucket = frame_bucket(frames)
-        networks.analyse_jit.trace(variables["analysis"],
-                           jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
-                           jax.ShapeDtypeStruct((), i32), key, n_frames=bucket,
-                           train_bn=False, dropout=False, kind=analysis_kind(meta),
-                           width=analysis_width(meta),
-                           precision=precision).lower().compile()
-        networks.synthesise_jit.trace(variables["vocoder"]["params"],
-                          jax.ShapeDtypeStruct((channels, bucket, 128), f32),
-                          jax.ShapeDtypeStruct((), i32),
-                          size=networks.vocoder_size(meta), precision=precision).lower().compile()
-
+        bucket = frame_bucket(FRONT_END.num_frames(size))
+        networks.analyse_jit.trace(
+            variables["analysis"], jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
+            jax.ShapeDtypeStruct((), i32), key, n_frames=bucket, train_bn=False,
+            dropout=False, kind=analysis_kind(meta), width=analysis_width(meta),
+            precision=precision).lower().compile()
+        networks.synthesise_jit.trace(
+            variables["vocoder"]["params"], jax.ShapeDtypeStruct((channels, bucket, 128), f32),
+            jax.ShapeDtypeStruct((), i32), size=networks.vocoder_size(meta),
+            precision=precision).lower().compile()
 
 
 class Restorer:
@@ -87,7 +83,7 @@ class Restorer:
     def __init__(self, variables: dict, meta: dict | None = None,
                  max_window_seconds: float = MAX_WINDOW_SECONDS,
                  overlap_seconds: float = OVERLAP_SECONDS, precision: str = "float32"):
-        networks.compute_dtype(precision)                     # a bad value fails here
+        networks.compute_dtype(precision)        # a bad value fails here
         self.variables = jax.device_put(variables)
         self.meta = meta or {}
         self.precision = precision
@@ -227,26 +223,25 @@ class Restorer:
             segment = np.asarray(networks.remove_high_frequency_jit(jnp.asarray(segment)))
         frames = FRONT_END.num_frames(length)
         bucket = frame_bucket(frames)
+        kind, width = analysis_kind(self.meta), analysis_width(self.meta)
         if mode == 2:
             # Batch statistics depend on the exact shape and on the batch:
             # each channel alone, unpadded.
             log_mel = jnp.concatenate([
-                networks.analyse_jit(self.variables["analysis"], jnp.asarray(ch[None]),
-                             length, key, n_frames=frames, train_bn=True,
-                             dropout=dropout, kind=analysis_kind(self.meta),
-                             width=analysis_width(self.meta), precision=self.precision)
+                networks.analyse_jit(self.variables["analysis"], jnp.asarray(ch[None]), length,
+                                     key, n_frames=frames, train_bn=True, dropout=dropout,
+                                     kind=kind, width=width, precision=self.precision)
                 for ch in segment], axis=0)
             log_mel = jnp.pad(log_mel, ((0, 0), (0, bucket - frames), (0, 0)))
         else:
             padded = np.zeros((segment.shape[0], bucket * HOP), np.float32)
             padded[:, :length] = segment
             log_mel = networks.analyse_jit(self.variables["analysis"], jnp.asarray(padded),
-                                   jnp.int32(length), key, n_frames=bucket,
-                                   train_bn=False, dropout=False,
-                                   kind=analysis_kind(self.meta),
-                                   width=analysis_width(self.meta),
-                                   precision=self.precision)
-        wav = networks.synthesise_jit(self.variables["vocoder"]["params"], log_mel, jnp.int32(frames),
-                          size=networks.vocoder_size(self.meta), precision=self.precision)
+                                           jnp.int32(length), key, n_frames=bucket,
+                                           train_bn=False, dropout=False, kind=kind,
+                                           width=width, precision=self.precision)
+        wav = networks.synthesise_jit(self.variables["vocoder"]["params"], log_mel,
+                                      jnp.int32(frames), size=networks.vocoder_size(self.meta),
+                                      precision=self.precision)
         wav = trim_center(np.asarray(wav), length, frames)
         return wav, np.asarray(log_mel[:, :frames])
