@@ -131,8 +131,8 @@ def test_rematerialised_discriminators_need_less_hbm(chip):
             return jax.grad(lambda p: vocoder_losses.discriminator_loss(
                 module.apply(p, real), module.apply(p, fake)))(p)
         report = compiler.compile_program(update, (compiler.shape_of(params, chip),
-                                              compiler.shape_of(wav, chip, sharded=True),
-                                              compiler.shape_of(wav, chip, sharded=True)))
+                                                   compiler.shape_of(wav, chip, sharded=True),
+                                                   compiler.shape_of(wav, chip, sharded=True)))
         assert report.fits, report.error
         hbm[remat] = report.hbm_bytes
     assert hbm[True] < 0.9 * hbm[False], hbm

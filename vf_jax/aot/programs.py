@@ -57,7 +57,7 @@ class Program:
 
     def compile(self, mesh: jax.sharding.Mesh) -> compiler.Report:
         return compiler.compile_program(self.fn, self.arguments(mesh),
-                                   donate_argnums=self.donate_argnums)
+                                        donate_argnums=self.donate_argnums)
 
 
 def struct(shape, dtype=np.float32) -> jax.ShapeDtypeStruct:

@@ -169,7 +169,7 @@ def batch_shapes(batch_size: int, crop_seconds: float = 3.0, rir_seconds: float 
                  speech_only: bool = False,
                  paired_fraction: float | None = None) -> dict[str, tuple[tuple, np.dtype]]:
     """``{key: (shape, dtype)}`` of the batches :func:`make_loader` gives with
-    these arguments (``tests/data/test_loader.py`` checks them against real
+    these arguments (``tests/aot/test_programs.py`` checks them against real
     batches): what a training step is compiled for ahead of time."""
     crop = int(round(crop_seconds * SAMPLE_RATE))
     f32, i32 = np.dtype(np.float32), np.dtype(np.int32)
