@@ -54,6 +54,8 @@ def select(programs, names):
 
 
 def build(args):
+    """The chosen programs, each with the form of repeated layers to trace it in
+    (``None``: the backend's choice)."""
     from vf_jax.aot import programs
     out = []
     for precision in args.precision:
@@ -62,8 +64,22 @@ def build(args):
         for p in chosen:
             if args.batch and not p.name.startswith("restore"):
                 p.batch_per_chip = args.batch
-        out += chosen
+        out += [(p, LOOPS[form]) for p in chosen for form in args.loops]
     return out
+
+
+LOOPS = {"auto": None, "looped": True, "unrolled": False}
+
+
+def traced(program, loops):
+    """``program.name`` with its form, and the context to trace it in."""
+    import contextlib
+
+    from vf_jax import backends
+    if loops is None:
+        return program.name, contextlib.nullcontext()
+    return (f"{program.name} ({'looped' if loops else 'unrolled'})",
+            backends.force_loops(loops))
 
 
 def ahead_of_time(args) -> int:
@@ -77,11 +93,13 @@ def ahead_of_time(args) -> int:
     for topology in args.topology:
         mesh = compiler.topology_mesh(topology, chips=1)
         chip = compiler.chip_of(mesh)
-        for program in build(args):
-            report = program.compile(mesh)
+        for program, loops in build(args):
+            name, form = traced(program, loops)
+            with form:
+                report = program.compile(mesh)
             written = compiler.model_flops(program.fn, program.arguments(mesh))
             if report.error:
-                row = (program.name, topology, program.batch_per_chip,
+                row = (name, topology, program.batch_per_chip,
                        f"{report.compile_seconds:.0f}", "does not compile", "", "", "", "",
                        report.error[:80], "", "")
             else:
@@ -92,7 +110,7 @@ def ahead_of_time(args) -> int:
                              else f"{rate:.0f}{unit}")
                 util = (written / seconds / chip["peak_flops"]
                         if seconds and chip and written else float("nan"))
-                row = (program.name, topology, program.batch_per_chip,
+                row = (name, topology, program.batch_per_chip,
                        f"{report.compile_seconds:.0f}",
                        f"{report.hbm_bytes / 1e9:.2f} / {chip.get('hbm', float('nan')) / 1e9:.0f}",
                        f"{(written or 0) / 1e12:.2f} ({(report.flops or 0) / 1e12:.2f})",
@@ -120,7 +138,8 @@ def run_locally(args) -> int:
     print(f"device: {jax.devices()[0].device_kind}")
     print("| program | batch | compile s | median ms | per s | real-time factor |")
     print("|---|---|---|---|---|---|")
-    for program in build(args):
+    for program, loops in build(args):
+        name, form = traced(program, loops)
         shapes = program.arguments(mesh)
 
         def concrete(s):
@@ -132,8 +151,9 @@ def run_locally(args) -> int:
                 x = np.full(s.shape, int(program.audio_seconds * 44100), s.dtype)
             return jax.device_put(x, s.sharding)
         start = time.perf_counter()
-        compiled = jax.jit(program.fn, donate_argnums=program.donate_argnums).lower(
-            *shapes).compile()
+        with form:
+            lowered = jax.jit(program.fn, donate_argnums=program.donate_argnums).lower(*shapes)
+        compiled = lowered.compile()
         compile_s = time.perf_counter() - start
         args_ = jax.tree_util.tree_map(concrete, shapes)
         times = []
@@ -148,7 +168,7 @@ def run_locally(args) -> int:
         median = statistics.median(times)
         rate = program.batch_per_chip / median
         audio = rate * program.audio_seconds
-        print(f"| {program.name} | {program.batch_per_chip} | {compile_s:.0f} | "
+        print(f"| {name} | {program.batch_per_chip} | {compile_s:.0f} | "
               f"{median * 1e3:.1f} | {rate:.2f} ex | {audio:.1f}x |", flush=True)
     return 0
 
@@ -168,12 +188,18 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--allow-cpu", action="store_true",
                         help="with --run: time on the CPU too (to try the script)")
+    parser.add_argument("--loops", nargs="+", default=["auto"], choices=tuple(LOOPS),
+                        help="repeated layers (the vocoder's residual stacks) traced as one "
+                             "loop body, unrolled, or as the backend chooses (auto); several: "
+                             "each program in each form, side by side. A loop's body is "
+                             "priced once by the compiler's cost analysis: compare a looped "
+                             "program's estimate with its unrolled twin's")
     parser.add_argument("--list", action="store_true", help="list the programs and stop")
     record.add_flag(parser)
     args = parser.parse_args(argv)
     if args.list:
-        for p in build(args):
-            print(p.name)
+        for p, loops in build(args):
+            print(traced(p, loops)[0])
         return 0
     if not args.run:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")

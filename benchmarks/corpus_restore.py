@@ -3,7 +3,8 @@ side in one run, and the TPU's estimate of hours of audio per chip-hour.
 
     python benchmarks/corpus_restore.py                  # 200 files of 0.5-15 s
     python benchmarks/corpus_restore.py --files 40 --record
-    python benchmarks/corpus_restore.py --tpu            # also compile for one v5e chip
+    python benchmarks/corpus_restore.py --tpu            # also time to result on a v5e chip
+    python benchmarks/corpus_restore.py --tpu-only --record --record-costs
 
 The files: synthetic speech (``vf_jax.audio.synthetic.speech_like``) of
 0.5-15 s at 44.1, 22.05, 16 and 48 kHz, one in ten stereo, as FLAC. The
@@ -19,10 +20,17 @@ host's core count, the per-file path already keeps every core computing and
 batching cannot speed the computation up, only share compilation and overlap
 reading and writing.
 
-With ``--tpu``: the program a folder's batches run
-(:func:`vf_jax.aot.programs.restore_rows`) compiled ahead of time for one chip of
-v5e at ``--tpu-rows`` rows of ``--tpu-seconds`` s, float32 and bf16; hours of
-audio per chip-hour = rows x seconds / the compiler's step-time estimate.
+With ``--tpu`` (``--tpu-only``: nothing else): time to result on one v5e
+chip for the reference corpus (``--tpu-files`` files of uniformly random
+length in ``--tpu-shortest``-``--tpu-longest`` s, default 2,000 of 1-15 s):
+the programs ``restore --plan`` says restoring it compiles on a TPU
+(:func:`vf_jax.aot.programs.restore_rows` at each rung of the TPU's ladder),
+each compiled ahead of time here in the TPU's forms (looped layers) and, for
+the compiler's estimate of every loop iteration, as an unrolled twin; compile
+seconds plus the estimate of computing every call, against the figures
+recorded before the coarse ladder. ``--record-costs`` writes the programs'
+figures where ``restore --plan`` reads them
+(``vf_jax/restoration/program_costs.json``).
 """
 
 from __future__ import annotations
@@ -112,19 +120,111 @@ def timed_process(code: str, args: list[str], cache: pathlib.Path) -> tuple[floa
     return float(done.stdout.split("SECONDS")[-1]), cpu / wall
 
 
-def tpu_estimates(rows: int, seconds: float) -> list[tuple]:
+# Before this tool's coarse ladder and loops (recorded 2026-12-06, benchmarks/README.md
+# and tpu-notes): restore rows of 4 compiled for one v5e chip on this host in 220 s at
+# 2 s and 285 s at 10 s, linear in between; the compiler's estimate gave 161 hours of
+# audio per chip-hour (4 x 10 s, float32).
+BEFORE = {"compile": ((256, 220.0), (1024, 285.0)), "audio_hours_per_chip_hour": 161.0}
+
+
+def before_compile_seconds(frames: int) -> float:
+    (f0, c0), (f1, c1) = BEFORE["compile"]
+    return c0 + (c1 - c0) * (frames - f0) / (f1 - f0)
+
+
+def time_to_result(files: int, shortest: float, longest: float, twins: bool) -> dict:
+    """The programs restoring the reference corpus on one v5e chip needs, each
+    compiled here (the forms a TPU takes: looped layers; with ``twins`` also
+    unrolled, whose estimate prices the loops' every iteration), and the sums."""
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    from vf_jax import backends
     from vf_jax.aot import compiler, programs
+    from vf_jax.restoration import batched
+    from vf_jax.restoration import plan as plan_lib
     mesh = compiler.topology_mesh("v5e:2x2", chips=1)
-    out = []
-    for bf16 in (False, True):
-        program = programs.restore_rows(rows, seconds, bf16=bf16)
-        report = program.compile(mesh)
-        step = report.modelled_seconds
-        hours = rows * seconds / step if step else float("nan")   # audio s per s = h per h
-        out.append((program.name, report.compile_seconds, report.hbm_bytes / 1e9,
-                    step * 1e3 if step else float("nan"), hours))
-    return out
+    corpus = plan_lib.reference_corpus(files, shortest, longest)
+    rows = batched.ROWS_PER_DEVICE["tpu"]
+    after = plan_lib.plan_inputs(corpus, backend="tpu", rows=rows, costs=[])
+    before = plan_lib.plan_inputs(corpus, backend="tpu", rows=rows, ladder="fine", costs=[])
+    measured = []
+    for p in after["programs"]:
+        program = programs.restore_rows(rows, frames=p["frames"])
+        looped = program.compile(mesh)
+        twin = None
+        if twins:
+            with backends.force_loops(False):
+                twin = programs.restore_rows(rows, frames=p["frames"]).compile(mesh)
+        per_call = (twin or looped).modelled_seconds
+        measured.append({**p, "compile_looped": looped.compile_seconds,
+                         "compile_unrolled": twin.compile_seconds if twin else None,
+                         "hbm_gb": looped.hbm_bytes / 1e9,
+                         "hbm_unrolled_gb": twin.hbm_bytes / 1e9 if twin else None,
+                         "per_call_looped": looped.modelled_seconds, "per_call": per_call,
+                         "compute": per_call * p["calls"], "priced_by": "unrolled twin"
+                         if twin else "looped (loop bodies priced once)"})
+    rate = BEFORE["audio_hours_per_chip_hour"]
+    before_computed = before["audio_seconds"] * (1 + before["padding_fraction"])
+    return {"corpus": (files, shortest, longest, after["audio_seconds"]), "after": after,
+            "measured": measured, "before": before,
+            "before_compile": sum(before_compile_seconds(p["frames"])
+                                  for p in before["programs"]),
+            "before_compute": before_computed / rate}
+
+
+def write_costs(result: dict) -> str:
+    """The measured programs into vf_jax/restoration/program_costs.json
+    (what ``restore --plan`` reads)."""
+    import datetime
+    import json
+
+    from vf_jax.restoration import plan as plan_lib
+    rows = [{"chip": plan_lib.TPU_CHIP, "precision": "float32", "mode": 0, "rows": m["rows"],
+             "frames": m["frames"], "kind": "released",
+             "compile_seconds": round(m["compile_looped"], 1),
+             "estimate_seconds": round(m["per_call"], 5), "hbm_gb": round(m["hbm_gb"], 2)}
+            for m in result["measured"]]
+    note = ("Restore programs compiled ahead of time for one v5e chip on a 2-core host by "
+            "benchmarks/corpus_restore.py --tpu --record-costs on "
+            f"{datetime.date.today().isoformat()}: compile_seconds is the compile time "
+            "here; estimate_seconds the compiler's estimate of one call (from the unrolled "
+            "twin, which prices every iteration of the loops).")
+    with open(plan_lib.COSTS_FILE, "w") as f:
+        json.dump({"note": note, "programs": rows}, f, indent=1)
+        f.write("\n")
+    return plan_lib.COSTS_FILE
+
+
+def print_time_to_result(result: dict) -> None:
+    files, shortest, longest, audio = result["corpus"]
+    after, before = result["after"], result["before"]
+    print(f"\nTime to result on one v5e chip: the reference corpus, {files} files of "
+          f"uniformly random length in {shortest:g}-{longest:g} s ({audio / 3600:.2f} h of "
+          "audio; `vf_jax.restoration.plan.reference_corpus`), mode 0, float32, rows of "
+          f"{after['programs'][0]['rows']}, the released analysis network and the published "
+          "vocoder. Compile: seconds on this host; compute: the compiler's estimate.\n")
+    print("| program (rows x frames) | seconds | files | calls | padding | compile s looped "
+          "| compile s unrolled | HBM GB | estimate ms per call | compute s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for m in result["measured"]:
+        unrolled = f"{m['compile_unrolled']:.0f}" if m["compile_unrolled"] else "-"
+        print(f"| {m['rows']} x {m['frames']} | {m['seconds']:.2f} | {m['files']} | "
+              f"{m['calls']} | {m['padding_fraction']:.0%} | {m['compile_looped']:.0f} | "
+              f"{unrolled} | {m['hbm_gb']:.2f} | {m['per_call'] * 1e3:.1f} | "
+              f"{m['compute']:.0f} |")
+    compile_s = sum(m["compile_looped"] for m in result["measured"])
+    compute_s = sum(m["compute"] for m in result["measured"])
+    print("\n| | ladder | programs | padding | compile s | compute s | time to result |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| before (recorded figures, interpolated) | fine | {len(before['programs'])} | "
+          f"{before['padding_fraction']:.0%} | {result['before_compile']:.0f} | "
+          f"{result['before_compute']:.0f} | "
+          f"{(result['before_compile'] + result['before_compute']) / 60:.1f} min |")
+    print(f"| now (measured) | {after['ladder']} | {len(after['programs'])} | "
+          f"{after['padding_fraction']:.0%} | {compile_s:.0f} | {compute_s:.0f} | "
+          f"{(compile_s + compute_s) / 60:.1f} min |")
+    print(f"\nPriced by: {result['measured'][0]['priced_by']}. Before: "
+          f"{BEFORE['compile']} (frames, compile s) and "
+          f"{BEFORE['audio_hours_per_chip_hour']:g} audio hours per chip-hour.")
 
 
 def main() -> None:
@@ -133,11 +233,28 @@ def main() -> None:
     ap.add_argument("--shortest", type=float, default=0.5)
     ap.add_argument("--longest", type=float, default=15.0)
     ap.add_argument("--batch-size", default="default", help="rows per batch (default: per backend)")
-    ap.add_argument("--tpu", action="store_true", help="also compile for v5e and estimate")
-    ap.add_argument("--tpu-rows", type=int, default=4)
-    ap.add_argument("--tpu-seconds", type=float, default=10.0)
+    ap.add_argument("--tpu", action="store_true",
+                    help="also the time to result on one v5e chip (compiled here)")
+    ap.add_argument("--tpu-only", action="store_true", help="only the TPU's time to result")
+    ap.add_argument("--tpu-files", type=int, default=2000)
+    ap.add_argument("--tpu-shortest", type=float, default=1.0)
+    ap.add_argument("--tpu-longest", type=float, default=15.0)
+    ap.add_argument("--no-twins", action="store_true",
+                    help="do not compile the unrolled twins (quicker; loop bodies then "
+                         "priced once)")
+    ap.add_argument("--record-costs", action="store_true",
+                    help="write the TPU figures into vf_jax/restoration/program_costs.json")
     record.add_flag(ap)
     args = ap.parse_args()
+    if args.tpu_only:
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        result = time_to_result(args.tpu_files, args.tpu_shortest, args.tpu_longest,
+                                not args.no_twins)
+        with record.results("time_to_result", args.record):
+            print_time_to_result(result)
+        if args.record_costs:
+            print("wrote", write_costs(result))
+        return
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
     import jax
@@ -154,7 +271,8 @@ def main() -> None:
                                           str(tmp / "weights"), args.batch_size],
                                 tmp / "cache_batched")
         wall = time.perf_counter() - started
-    estimates = tpu_estimates(args.tpu_rows, args.tpu_seconds) if args.tpu else []
+    result = (time_to_result(args.tpu_files, args.tpu_shortest, args.tpu_longest,
+                             not args.no_twins) if args.tpu else None)
 
     with record.results("corpus_restore", args.record):
         print(f"\n{args.files} files, {total:.0f} s of audio ({args.shortest:g}-{args.longest:g} s "
@@ -167,12 +285,11 @@ def main() -> None:
         print(f"| batched (`python -m vf_jax restore -i DIR`) | {batched:.1f} | "
               f"{total / batched:.2f} | {batched_busy:.2f} |")
         print(f"| ratio batched / per file (audio s/s) | | {per_file / batched:.2f} | |")
-        if estimates:
-            print("\n| program (one v5e chip) | compile s | HBM GB | estimate ms "
-                  "| hours of audio per chip-hour |")
-            print("| --- | ---: | ---: | ---: | ---: |")
-            for name, compile_s, hbm, ms, hours in estimates:
-                print(f"| {name} | {compile_s:.0f} | {hbm:.2f} | {ms:.1f} | {hours:.0f} |")
+    if result is not None:
+        with record.results("time_to_result", args.record):
+            print_time_to_result(result)
+        if args.record_costs:
+            print("wrote", write_costs(result))
 
 
 if __name__ == "__main__":

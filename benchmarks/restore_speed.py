@@ -10,7 +10,13 @@ converted for vf_jax. For 10 s and 60 s of audio it times
   restoring, writing), vf_jax with an empty and with a filled compilation cache;
 - the steady state in one process (a second call on the same input).
 
-Usage: ``python benchmarks/restore_speed.py [--seconds 10 60] [--repeats 1]``
+With ``--folder``: a folder of 12 short files (0.5-12 s, cut from the shipped
+speech clip, repeated where longer; 8-48 kHz, one stereo), restored by
+``python -m vf_jax restore -i DIR -o OUT`` in a fresh process (empty and
+filled compilation cache) against the original's own loop over the same files
+in one process (``VoiceFixer().restore`` per file, the model loaded once).
+
+Usage: ``python benchmarks/restore_speed.py [--seconds 10 60] [--repeats 1] [--folder]``
 (needs requirements-test.txt and requirements-oracle.txt).
 """
 
@@ -38,6 +44,56 @@ def signal(seconds: float) -> np.ndarray:
     return voiced_signal(seconds, seed=1)
 
 
+FOLDER = ((0.5, 16000, 1), (1.2, 44100, 1), (2.0, 22050, 1), (2.7, 48000, 1),
+          (3.3, 8000, 1), (4.1, 44100, 2), (5.0, 16000, 1), (6.2, 44100, 1),
+          (7.4, 24000, 1), (8.8, 44100, 1), (10.3, 32000, 1), (12.0, 44100, 1))
+
+
+def write_folder(folder: pathlib.Path) -> float:
+    """The ``--folder`` files; returns their seconds of audio."""
+    from vf_jax.audio import io as audio_io
+    from vf_jax.data.clip import load_clip
+    clip = load_clip()
+    folder.mkdir(parents=True)
+    for i, (seconds, rate, channels) in enumerate(FOLDER):
+        n = int(seconds * 44100)
+        x = np.tile(clip, -(-n // len(clip)))[i * 4410:i * 4410 + n]
+        x = audio_io.resample(x[:, None], 44100, rate)
+        if channels == 2:
+            x = np.concatenate([x, 0.8 * x], axis=1)
+        sf.write(folder / f"utt{i:02d}.wav", x, rate, subtype="PCM_16")
+    return sum(seconds for seconds, _, _ in FOLDER)
+
+
+ORIGINAL_LOOP = """
+import os, sys
+from voicefixer import VoiceFixer
+inp, out = sys.argv[1:3]
+fixer = VoiceFixer()
+for name in sorted(os.listdir(inp)):
+    fixer.restore(os.path.join(inp, name), os.path.join(out, name), mode=0)
+"""
+
+
+def folder_rows(work: pathlib.Path, weights_dir: pathlib.Path, env: dict,
+                repeats: int) -> list:
+    audio = write_folder(work / "folder")
+    (work / "folder_orig").mkdir()
+    cold, warm, orig = [], [], []
+    for r in range(repeats):
+        cache = work / f"jax_cache_folder_{r}"
+        cmd = [sys.executable, "-m", "vf_jax", "restore", "--weights", str(weights_dir),
+               "-i", str(work / "folder"), "-o", str(work / f"folder_ours_{r}"), "--quiet"]
+        cold.append(run(cmd, dict(env, VF_JAX_COMPILATION_CACHE=str(cache))))
+        orig.append(run([sys.executable, "-c", ORIGINAL_LOOP, str(work / "folder"),
+                         str(work / "folder_orig")], env))
+        cmd[cmd.index("-o") + 1] += "_warm"
+        warm.append(run(cmd, dict(env, VF_JAX_COMPILATION_CACHE=str(cache))))
+    name = f"a folder: 12 files of 0.5-12 s ({audio:.0f} s), whole process"
+    return [(f"{name}, vf_jax cold cache", min(cold), min(orig)),
+            (f"{name}, vf_jax warm cache", min(warm), min(orig))]
+
+
 def run(cmd, env) -> float:
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
@@ -49,7 +105,9 @@ def run(cmd, env) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, nargs="+", default=[10.0, 60.0])
+    ap.add_argument("--seconds", type=float, nargs="*", default=[10.0, 60.0])
+    ap.add_argument("--folder", action="store_true",
+                    help="also a folder of 12 short files against the original's loop")
     ap.add_argument("--repeats", type=int, default=1, help="whole-process runs per side")
     record.add_flag(ap)
     args = ap.parse_args()
@@ -64,7 +122,7 @@ def main() -> None:
 
     env = dict(os.environ, HOME=str(work / "home"),
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    rows = []
+    rows = folder_rows(work, weights_dir, env, args.repeats) if args.folder else []
     for seconds in args.seconds:
         x = signal(seconds)
         src = work / f"in_{seconds:g}s.wav"
@@ -100,6 +158,7 @@ def main() -> None:
         rows.append((f"{seconds:g} s steady state in process", ours_steady, orig_steady))
 
     import jax
+    import torch
     with record.results("restore_speed", args.record):
         print(f"\nmachine: {os.cpu_count()} cores; jax {jax.__version__} on "
               f"{jax.devices()[0].platform}; torch {torch.__version__}, "

@@ -17,6 +17,10 @@ The choices, each measured (``benchmarks/accelerators.py``,
 - 1-D convolutions (:func:`vf_jax.models.convolution.conv1d`): matrix products on a TPU.
 - The ResUNet's first level (32 channels): folded 2x2 into 128 channels on a
   TPU (:mod:`vf_jax.models.folded`), where 32 channels fill little of the matrix unit.
+- Repeated layers (:func:`loops`): the vocoder's residual stacks run as one
+  loop body over their stacked weights on a TPU, where the compiler spends
+  seconds on every convolution it sees (unrolled, the published vocoder has
+  some 80); CPU and GPU run them unrolled.
 - The vocoder's GAN step recomputes its discriminators' hidden layers in the
   backward pass on a TPU (``config.remat="auto"``,
   :func:`vf_jax.training.vocoder.step.remat_parts`): at the paper's batch it
@@ -39,6 +43,8 @@ import scipy.fft
 FAMILIES = ("tpu", "default")
 _FORCED: contextvars.ContextVar[str | None] = contextvars.ContextVar("vf_jax_platform",
                                                                      default=None)
+_LOOPS: contextvars.ContextVar[bool | None] = contextvars.ContextVar("vf_jax_loops",
+                                                                    default=None)
 
 
 def family_of(platform: str) -> str:
@@ -75,3 +81,23 @@ def fft_length(n: int, name: str | None = None, real: bool = True) -> int:
     if (name or family()) == "tpu":
         return 1 << max(0, int(n - 1).bit_length())
     return scipy.fft.next_fast_len(int(n), real=real)
+
+
+def loops() -> bool:
+    """Whether repeated layers are traced as a loop over their stacked
+    weights (``lax.scan``: compiled once) rather than unrolled: on a TPU,
+    unless :func:`force_loops` says otherwise."""
+    forced = _LOOPS.get()
+    return forced if forced is not None else family() == "tpu"
+
+
+@contextlib.contextmanager
+def force_loops(on: bool):
+    """Trace repeated layers looped (``True``) or unrolled (``False``) inside,
+    whatever the family: the benchmarks compare the two forms of one program,
+    the tests their results. Acts at tracing time, as :func:`force`."""
+    token = _LOOPS.set(bool(on))
+    try:
+        yield
+    finally:
+        _LOOPS.reset(token)

@@ -1,7 +1,9 @@
 """How vf_jax compiles: JAX's persistent compilation cache and XLA options.
 
 - :func:`enable_compilation_cache` keeps compiled networks on disk, so a later
-  process skips compiling (``$VF_JAX_COMPILATION_CACHE``, ``off`` disables).
+  process skips compiling (``$VF_JAX_COMPILATION_CACHE``, ``off`` disables):
+  the commands, the training scripts and :class:`vf_jax.Restorer` turn it on;
+  the notebooks keep it on Google Drive (:func:`notebook_cache_dir`).
 - :func:`jit` is ``jax.jit`` with :func:`compiler_options`. On CPU, XLA hands
   convolutions to YNNPACK by default; for the ResUNet's 2-D convolutions with
   32-64 channels its kernels are slower than XLA's own, and so is the whole
@@ -24,8 +26,10 @@ import os
 
 import jax
 import numpy as np
+from jax.experimental.compilation_cache import compilation_cache
 
 CACHE_ENV = "VF_JAX_COMPILATION_CACHE"
+COLAB_DRIVE = "/content/drive/MyDrive"
 XLA_DEFAULTS_ENV = "VF_JAX_XLA_DEFAULTS"
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 INIT_OPTIONS = {"xla_backend_optimization_level": 1}
@@ -36,24 +40,45 @@ def default_cache_dir() -> str:
         os.path.expanduser("~"), ".cache", "vf_jax", "jax_cache")
 
 
-def enable_compilation_cache() -> str | None:
+def enable_compilation_cache(path: str | None = None) -> str | None:
     """Turn on JAX's persistent compilation cache; returns its folder (None: off).
 
-    ``$VF_JAX_COMPILATION_CACHE`` (``off`` disables), else
-    ``~/.cache/vf_jax/jax_cache``. Every executable is kept, however quick to
-    compile: loading one is faster than compiling the smallest of ours.
+    ``path`` (``"off"`` disables); else ``$VF_JAX_COMPILATION_CACHE`` (``off``
+    disables); else a folder already configured in JAX
+    (``jax_compilation_cache_dir``, e.g. by ``$JAX_COMPILATION_CACHE_DIR``),
+    which is kept; else ``~/.cache/vf_jax/jax_cache``. Every executable is
+    kept, however quick to compile: loading one is faster than compiling the
+    smallest of ours. A folder that cannot be created leaves the cache off.
     """
-    path = default_cache_dir()
+    configured = jax.config.jax_compilation_cache_dir
+    if path is None and not os.environ.get(CACHE_ENV) and configured:
+        path = configured
+    path = os.path.expanduser(path or default_cache_dir())
     if path.lower() == "off":
         return None
     try:
         os.makedirs(path, exist_ok=True)
     except OSError:
         return None
-    jax.config.update("jax_compilation_cache_dir", path)
+    if path != configured:
+        jax.config.update("jax_compilation_cache_dir", path)
+        # A folder chosen after JAX opened another takes effect on the next compile.
+        compilation_cache.reset_cache()
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
+
+
+def notebook_cache_dir(drive: str = COLAB_DRIVE) -> str | None:
+    """Where a notebook keeps compiled programs: ``$VF_JAX_COMPILATION_CACHE``
+    when set, else ``vf_jax/jax_cache`` on Google Drive when it is mounted at
+    ``drive`` (so a new Colab runtime loads what an earlier one compiled),
+    else None (:func:`enable_compilation_cache`'s default folder)."""
+    if os.environ.get(CACHE_ENV):
+        return os.environ[CACHE_ENV]
+    if os.path.isdir(drive):
+        return os.path.join(drive, "vf_jax", "jax_cache")
+    return None
 
 
 @functools.cache

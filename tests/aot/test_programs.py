@@ -50,9 +50,10 @@ def test_the_window_program_restores_what_the_restorer_restores(restorer, mode):
     np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-5 * np.max(np.abs(expected)))
 
 
-def test_the_rows_program_is_the_folder_path_s_program(restorer):
+@pytest.mark.parametrize("mode", [0, 1])
+def test_the_rows_program_is_the_folder_path_s_program(restorer, mode):
     size = networks.vocoder_size(restorer.meta)
-    program = programs.restore_rows(2, 0.6, "bigru", size)
+    program = programs.restore_rows(2, 0.6, "bigru", size, mode=mode)
     _, bucket = buckets.row_shape(round(0.6 * SR))
     rng = np.random.default_rng(0)
     wav = np.zeros((2, bucket * buckets.HOP), np.float32)
@@ -64,7 +65,8 @@ def test_the_rows_program_is_the_folder_path_s_program(restorer):
     ours = run_on_cpu(program, restorer.variables, jnp.asarray(wav), jnp.asarray(lengths))
     theirs = networks.restore_rows_jit(restorer.variables, jnp.asarray(wav),
                                        jnp.asarray(lengths), n_frames=bucket, kind="bigru",
-                                       size=size, precision="float32", width=1.0)
+                                       size=size, precision="float32", width=1.0,
+                                       high_frequency=mode == 1)
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

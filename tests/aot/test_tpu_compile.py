@@ -74,8 +74,10 @@ def _on_pairs(model: str, bf16: bool = False):
     # degradations, compiled by test_analysis_training_step_fits_a_v5e_chip.
     ("VF-DNN fine-tuning step, pairs, a frozen layer",
      lambda: programs.analysis_finetune("dnn", 2, 1.0, freeze="dense0", paired_fraction=1.0)),
-    ("restoration, released analysis, mode 0",
-     lambda: programs.restore(0, 1, 1.0, "released", SMALL_VOCODER)),
+    # A folder's rows: the released analysis (its ResUNet's repeated blocks
+    # looped), the vocoder's looped stacks, mode 1's removal on padded rows.
+    ("restoration rows, released analysis, mode 1",
+     lambda: programs.restore_rows(2, 1.0, "released", SMALL_VOCODER, mode=1)),
     ("restoration, mode 2", lambda: programs.restore(2, 1, 1.0, "dnn", SMALL_VOCODER)),
     ("restoration, mode 1, bf16, a batch of windows",
      lambda: programs.restore(1, 2, 1.0, "dnn", SMALL_VOCODER, bf16=True)),
@@ -145,3 +147,18 @@ def test_model_flops_count_the_program_as_written():
     a = compiler.shape_of(np.zeros((64, 96), np.float32), mesh, sharded=True)
     b = compiler.shape_of(np.zeros((96, 80), np.float32), mesh)
     assert compiler.model_flops(lambda x, y: x @ y, (a, b)) == 2 * 64 * 96 * 80 / 2
+
+
+def test_a_tpu_traces_the_repeated_layers_as_loops(chip):
+    """In the TPU's forms a folder's rows program runs each vocoder residual
+    stack and each unfolded ResUNet level's repeated blocks as a loop (a
+    ``while`` in the lowered program; the GRUs' time loops are there either
+    way): 4 stacks, 5 encoder and 5 decoder levels. Lowered only."""
+    from vf_jax import backends
+    program = programs.restore_rows(2, 1.0, "released", SMALL_VOCODER)
+
+    def loops(looped):
+        with backends.force("tpu"), backends.force_loops(looped):
+            lowered = jax.jit(lambda *a: program.fn(*a)).lower(*program.arguments(chip))
+        return lowered.as_text().count("stablehlo.while")
+    assert loops(True) - loops(False) == 4 + 5 + 5

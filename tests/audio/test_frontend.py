@@ -101,6 +101,28 @@ def test_short_signals_reflect_like_numpy(n):
     np.testing.assert_array_equal(np.asarray(frames), ref)
 
 
+@pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
+def test_the_tpu_s_framing_gives_the_same_frames(pad_mode):
+    """The TPU's form (padded signal gathered once, cut into frames by static
+    slices of hop-sample blocks, ``vf_jax.backends``), run on CPU: the very
+    frames of the default form, for rows of their own true lengths (vmapped,
+    as restoring a folder), hops that do and do not divide ``n_fft``, and
+    signals shorter than the padding (reflected repeatedly)."""
+    from vf_jax import backends
+    x = jnp.asarray(np.stack([speechlike(9000, 44100, seed=s) for s in range(3)]))
+    lengths = jnp.asarray([9000, 5000, 300])
+    for n_fft, hop in ((2048, 441), (2048, 512), (512, 128), (1024, 300)):
+        frames = 1 + 9000 // hop
+
+        def framed():     # a fresh function: jax.jit keeps one trace per function
+            return jax.jit(jax.vmap(lambda v, n: stft_lib.frame_signal(
+                v, n_fft, hop, frames, n, pad_mode)))(x, lengths)
+        expected = framed()
+        with backends.force("tpu"):
+            got = framed()
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
 @pytest.mark.parametrize("length", [44100, 44100 + 300])
 def test_istft_inverts_and_matches_librosa(length):
     x = speechlike(length, 44100)

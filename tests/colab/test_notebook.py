@@ -16,8 +16,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def execute(name: str, tmp_path, monkeypatch):
     """Run ``colab/<name>`` in a fresh kernel in ``tmp_path/run``; returns the
-    executed notebook, the folder and every code cell's outputs."""
+    executed notebook, the folder and every code cell's outputs. Each notebook
+    keeps its compiled programs in the folder ``$VF_JAX_COMPILATION_CACHE``
+    names (on Colab: Drive, ``vf_jax.compilation.notebook_cache_dir``)."""
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cache = tmp_path / "compiled"
+    monkeypatch.setenv("VF_JAX_COMPILATION_CACHE", str(cache))
     nb = nbformat.read(ROOT / "colab" / name, as_version=4)
     work = tmp_path / "run"
     work.mkdir()
@@ -25,6 +29,8 @@ def execute(name: str, tmp_path, monkeypatch):
                    resources={"metadata": {"path": str(work)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any(f"compilation cache: {cache}" in o.get("text", "") for o in outputs)
+    assert any(cache.iterdir())
     return nb, work, outputs
 
 

@@ -136,6 +136,55 @@ def test_conv1d_forms_equal_xla_conv_and_their_gradients(k, padding, dilation):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_dilation_as_data_equals_xla_s_dilated_conv_and_its_gradients():
+    """The looped residual layers' convolution (``conv1d_dilation_as_data``:
+    dilation an array, taps as ``dynamic_slice``\ s of one padded copy)
+    against ``lax.conv_general_dilated`` at each dilation, values and both
+    gradients, under ``jax.jit`` with the dilation traced."""
+    from jax import lax
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 90, 6)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((3, 6, 5)), jnp.float32)
+    ours = jax.jit(lambda a, b, d: jax.value_and_grad(
+        lambda a, b: jnp.sum(jnp.sin(convolution.conv1d_dilation_as_data(a, b, d, 27))),
+        (0, 1))(a, b))
+    for dilation in (1, 3, 9, 27):
+        ref = lambda a, b: lax.conv_general_dilated(
+            a, b, (1,), [(dilation, dilation)], rhs_dilation=(dilation,),
+            dimension_numbers=("NHC", "HIO", "NHC"))
+        expected = jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(ref(a, b))), (0, 1))(x, w)
+        got = ours(x, w, jnp.int32(dilation))
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_looped_conv_blocks_equal_the_unrolled_resunet():
+    """At inference a TPU runs each level's repeated ConvBlockRes as one loop
+    body over their stacked variables (``blocks.conv_blocks``): the same
+    variables (created unrolled), and the same restored mel as unrolled,
+    in the default and the TPU's forms, with frames past ``valid``."""
+    from vf_jax import backends
+    from vf_jax.models import analysis
+    unet = analysis.unet(0.25)
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 128, 128, 2))
+    variables = unet.init(jax.random.PRNGKey(0), x)
+    with backends.force_loops(True):
+        again = jax.jit(unet.init)(jax.random.PRNGKey(0), x)
+    assert jax.tree_util.tree_structure(again) == jax.tree_util.tree_structure(variables)
+    # Stored statistics away from their initial values, so that each block's own count.
+    stats = jax.tree_util.tree_map_with_path(
+        lambda p, v: v + 0.3 + 0.01 * len(jax.tree_util.keystr(p)), variables["batch_stats"])
+    variables = {"params": variables["params"], "batch_stats": stats}
+    valid = jnp.array([128, 90])
+    for family in backends.FAMILIES:
+        with backends.force(family):
+            expected = jax.jit(lambda v: unet.apply(v, x, valid=valid))(variables)
+            with backends.force_loops(True):
+                got = jax.jit(lambda v: unet.apply(v, x, valid=valid))(variables)
+        np.testing.assert_allclose(got, expected, rtol=0,
+                                   atol=1e-5 * float(jnp.max(jnp.abs(expected))))
+
+
 @pytest.mark.parametrize("frames, bins", [(12, 9), (7, 127), (16, 16)])
 def test_folded_layout_round_trip_and_conv3x3(frames, bins):
     """The 2x2 folded layout of the ResUNet's first level on TPU: folding

@@ -43,8 +43,13 @@ def assert_same(batched, alone):
     np.testing.assert_allclose(batched.log_mel, alone.log_mel, rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("mode", [0, 1])
-def test_batched_inputs_equal_each_restored_alone(restorer, mode):
+@pytest.mark.parametrize("mode, ladder", [(0, "fine"), (1, "fine"), (0, "coarse"),
+                                          (1, "coarse")])
+def test_batched_inputs_equal_each_restored_alone(restorer, small_weights_dir, mode, ladder):
+    """With either ladder (``coarse``: TPUs' and GPUs' three rungs)."""
+    if ladder != restorer.ladder:
+        restorer = Restorer(*weights.load(small_weights_dir), max_window_seconds=2.0,
+                            ladder=ladder)
     items = corpus()
     results = list(restorer.restore_many(iter(items), mode=mode, batch_size=3))
     assert len(results) == len(items)

@@ -190,22 +190,27 @@ def restore(mode: int = 0, windows_per_chip: int = 1, seconds: float = 30.0,
 
 
 def restore_rows(rows_per_chip: int = 4, seconds: float = 10.0, kind: str = "released",
-                 vocoder_size: tuple = (), bf16: bool = False, width: float = 1.0) -> Program:
+                 vocoder_size: tuple = (), bf16: bool = False, width: float = 1.0,
+                 frames: int | None = None, mode: int = 0) -> Program:
     """What restoring a folder runs (:meth:`vf_jax.restoration.restorer.Restorer.restore_many`,
     :func:`vf_jax.restoration.networks.restore_rows`): rows of many files'
-    windows in one frame bucket, each with its own length."""
+    windows in one frame bucket, each with its own length, in mode 0 or 1.
+    The bucket: ``frames`` (a rung of a ladder, :mod:`vf_jax.restoration.buckets`),
+    else the fine ladder's bucket of a ``seconds`` window."""
     from vf_jax.restoration import buckets, networks
-    _, bucket = buckets.row_shape(int(round(seconds * SAMPLE_RATE)))
+    bucket = frames or buckets.row_shape(int(round(seconds * SAMPLE_RATE)))[1]
     precision = "bf16" if bf16 else "float32"
 
     def program(variables, wav, lengths):
         return networks.restore_rows(variables, wav, lengths, n_frames=bucket, kind=kind,
-                                     size=vocoder_size, precision=precision, width=width)
+                                     size=vocoder_size, precision=precision, width=width,
+                                     high_frequency=mode == 1)
 
-    name = f"restore rows x{rows_per_chip} of {seconds:g} s" + (" bf16" if bf16 else "")
+    name = (f"restore rows x{rows_per_chip} of {bucket} frames"
+            + (f" mode {mode}" if mode else "") + (" bf16" if bf16 else ""))
     return Program(name, program, (restore_variables(kind, vocoder_size, width),),
                    lambda n: (struct((n, bucket * buckets.HOP)), struct((n,), np.int32)),
-                   rows_per_chip, seconds)
+                   rows_per_chip, bucket * buckets.HOP / SAMPLE_RATE)
 
 
 # -------------------------------------------------------- degradations ---
@@ -224,6 +229,16 @@ def degrade(batch_per_chip: int = 24, crop_seconds: float = 3.0, config=None) ->
                    batch_per_chip, crop_seconds)
 
 
+def folder_programs(bf16: bool = False, mode: int = 0) -> list[Program]:
+    """What restoring a folder compiles on a TPU: rows (as many per chip as
+    :data:`vf_jax.restoration.batched.ROWS_PER_DEVICE` gives a TPU) of each
+    rung of the TPU's ladder (:mod:`vf_jax.restoration.buckets`)."""
+    from vf_jax.restoration import batched, buckets
+    ladder = buckets.LADDERS[buckets.PLATFORM_LADDERS["tpu"]]
+    return [restore_rows(batched.ROWS_PER_DEVICE["tpu"], frames=b, bf16=bf16, mode=mode)
+            for b in ladder]
+
+
 def paper_programs(bf16: bool = False) -> list[Program]:
     """Every program at the paper's sizes (``benchmarks/accelerators.py``)."""
     out = [analysis_train(m, bf16=bf16) for m in ("unet", "bigru", "dnn")]
@@ -233,5 +248,7 @@ def paper_programs(bf16: bool = False) -> list[Program]:
     out += [restore(mode, 1, bf16=bf16) for mode in (0, 1, 2)]
     # A batch of windows: 4 x 10 s (8 x 30 s need some 75 GB; one 30 s window 9.3).
     out += [restore(0, 4, 10.0, bf16=bf16)]
+    # What a folder compiles on a TPU: rows of the coarse ladder's rungs.
+    out += folder_programs(bf16)
     out += [degrade()] if not bf16 else []
     return out

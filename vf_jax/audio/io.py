@@ -41,6 +41,29 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
+def read_header(path: str) -> tuple[int, int, int]:
+    """``(samples, sample rate, channels)`` of an audio file from its header
+    alone, with :func:`read_audio`'s errors for what is missing, not audio
+    or empty (NaN samples show only when the samples are read)."""
+    if not os.path.exists(path):
+        raise UserError(f"input not found: {path}")
+    if os.path.isdir(path):
+        raise UserError(f"input is a folder, expected a file: {path}")
+    try:
+        info = sf.info(path)
+    except Exception as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot read {path} as audio: {reason}") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise UserError(f"{path} has no samples")
+    return int(info.frames), int(info.samplerate), int(info.channels)
+
+
+def resampled_length(samples: int, sr_in: int, sr_out: int = SAMPLE_RATE) -> int:
+    """Samples :func:`resample` gives for ``samples`` at ``sr_in``."""
+    return samples if sr_in == sr_out else round(samples * sr_out / sr_in)
+
+
 def to_pcm16(x: np.ndarray) -> np.ndarray:
     """Float audio in [-1, 1] as int16 (clipped, rounded)."""
     return np.round(np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)

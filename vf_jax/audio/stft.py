@@ -16,6 +16,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from vf_jax import backends
+
 
 def hann_window(n: int) -> np.ndarray:
     """Periodic Hann window of ``n`` samples (``scipy.signal.get_window('hann', n)``)."""
@@ -52,20 +54,46 @@ def frame_signal(x, n_fft: int, hop: int, n_frames: int, length=None,
         current default).
     Returns:
       ``(..., n_frames, n_fft)``.
+
+    Two forms (:mod:`vf_jax.backends`), the same numbers: on CPU and GPU one
+    gather of every frame's samples; on a TPU the padded signal is gathered
+    once (``n_fft / hop`` times fewer indices) and cut into frames by static
+    slices of ``hop``-sample blocks (:func:`frames_by_blocks`): the TPU
+    compiler spent minutes on the frame gather of a restoration's front end.
     """
+    if pad_mode not in ("reflect", "constant"):
+        raise ValueError(f"unknown pad_mode {pad_mode!r}")
     if length is None:
         length = x.shape[-1]
+    if backends.family() == "tpu":
+        blocks = -(-n_fft // hop)
+        pos = jnp.asarray(np.arange((n_frames + blocks - 1) * hop) - n_fft // 2, jnp.int32)
+        return frames_by_blocks(padded_signal(x, pos, length, pad_mode), n_fft, hop, n_frames)
     pos = (np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]
            - n_fft // 2)
-    pos = jnp.asarray(pos, jnp.int32)
+    return padded_signal(x, jnp.asarray(pos, jnp.int32), length, pad_mode)
+
+
+def padded_signal(x, pos, length, pad_mode: str):
+    """``x`` (``(..., samples)``) at positions ``pos`` (any shape, int),
+    reflected (``"reflect"``) or zero (``"constant"``) outside ``[0, length)``:
+    ``(..., *pos.shape)``."""
     if pad_mode == "reflect":
-        idx = reflect_index(pos, length)
-        return jnp.take(x, idx, axis=-1)
-    if pad_mode == "constant":
-        inside = (pos >= 0) & (pos < length)
-        idx = jnp.clip(pos, 0, x.shape[-1] - 1)
-        return jnp.where(inside, jnp.take(x, idx, axis=-1), 0.0)
-    raise ValueError(f"unknown pad_mode {pad_mode!r}")
+        return jnp.take(x, reflect_index(pos, length), axis=-1)
+    inside = (pos >= 0) & (pos < length)
+    idx = jnp.clip(pos, 0, x.shape[-1] - 1)
+    return jnp.where(inside, jnp.take(x, idx, axis=-1), 0.0)
+
+
+def frames_by_blocks(padded, n_fft: int, hop: int, n_frames: int):
+    """Frames ``padded[..., t hop : t hop + n_fft]`` for ``t < n_frames``, from
+    ``padded`` ``(..., (n_frames + ceil(n_fft / hop) - 1) hop)``: the signal
+    as ``hop``-sample blocks, ``ceil(n_fft / hop)`` consecutive blocks side by
+    side, cut to ``n_fft``. Static slices only."""
+    blocks = -(-n_fft // hop)
+    grid = padded.reshape(padded.shape[:-1] + (n_frames + blocks - 1, hop))
+    frames = jnp.concatenate([grid[..., i:i + n_frames, :] for i in range(blocks)], axis=-1)
+    return frames[..., :n_fft]
 
 
 def padded_window(n_fft: int, win_length: int | None = None) -> np.ndarray:
@@ -99,12 +127,17 @@ def magnitude(spec, power_floor: float = 0.0):
     return jnp.sqrt(jnp.maximum(power, power_floor))
 
 
-def istft(spec, hop: int, length: int, n_fft: int | None = None):
+def istft(spec, hop: int, length: int, n_fft: int | None = None, frames=None):
     """Inverse of :func:`stft` by windowed overlap-add, as ``librosa.istft``.
 
     Args:
       spec: ``(..., frames, n_fft // 2 + 1)`` complex.
       length: output samples (static).
+      frames: the true frame count of each signal (``spec``'s batch shape,
+        traced) when ``spec`` is of a signal padded to a bucket: later frames
+        are left out of both the sum and the window-sum normalisation, so the
+        first ``hop * (frames - 1)`` samples come out as the inverse of the
+        unpadded signal's STFT.
     Returns:
       ``(..., length)``.
     """
@@ -112,19 +145,27 @@ def istft(spec, hop: int, length: int, n_fft: int | None = None):
         n_fft = 2 * (spec.shape[-1] - 1)
     n_frames = spec.shape[-2]
     window = hann_window(n_fft)
-    frames = jnp.fft.irfft(spec, n=n_fft, axis=-1) * jnp.asarray(window)
+    frames_out = jnp.fft.irfft(spec, n=n_fft, axis=-1) * jnp.asarray(window)
     total = n_fft + hop * (n_frames - 1)
     pos = (np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]).reshape(-1)
-    batch_shape = frames.shape[:-2]
-    flat = frames.reshape(batch_shape + (-1,))
-    out = jnp.zeros(batch_shape + (total,), frames.dtype).at[..., pos].add(flat)
-    # Window-sum normalisation where the squared windows overlap (librosa's
-    # threshold: the smallest positive float).
-    wss = np.zeros(total, np.float64)
-    np.add.at(wss, pos, np.tile(window.astype(np.float64) ** 2, n_frames))
+    batch_shape = frames_out.shape[:-2]
     tiny = np.finfo(np.float32).tiny
-    norm = np.where(wss > tiny, wss, 1.0).astype(np.float32)
-    out = out / jnp.asarray(norm)
+    if frames is None:
+        # Window-sum normalisation where the squared windows overlap (librosa's
+        # threshold: the smallest positive float).
+        wss = np.zeros(total, np.float64)
+        np.add.at(wss, pos, np.tile(window.astype(np.float64) ** 2, n_frames))
+        norm = jnp.asarray(np.where(wss > tiny, wss, 1.0).astype(np.float32))
+    else:
+        kept = (jnp.arange(n_frames) < jnp.asarray(frames)[..., None]).astype(frames_out.dtype)
+        frames_out = frames_out * kept[..., None]
+        squares = kept[..., None] * jnp.asarray(window ** 2)
+        wss = jnp.zeros(batch_shape + (total,), frames_out.dtype).at[..., pos].add(
+            squares.reshape(batch_shape + (-1,)))
+        norm = jnp.where(wss > tiny, wss, 1.0)
+    flat = frames_out.reshape(batch_shape + (-1,))
+    out = jnp.zeros(batch_shape + (total,), frames_out.dtype).at[..., pos].add(flat)
+    out = out / norm
     start = n_fft // 2
     out = out[..., start:start + length]
     if out.shape[-1] < length:

@@ -8,15 +8,16 @@ import os
 from vf_jax.errors import UserError
 
 PROG = "python -m vf_jax"
+PLAN_BACKENDS = ("cpu", "gpu", "tpu")
 HELP = "restore a file or a folder of files"
 
 
 def add_arguments(p) -> None:
     from vf_jax.restoration import weights
     p.add_argument("-i", "--input", required=True, help="audio file or folder")
-    p.add_argument("-o", "--output", required=True,
+    p.add_argument("-o", "--output", default=None,
                    help="output file, or folder (the input tree mirrored; a folder run is "
-                        "batched and resumable: run it again to go on)")
+                        "batched and resumable: run it again to go on); not with --plan")
     p.add_argument("--weights", default=None,
                    help="weights folder (default: $VF_JAX_WEIGHTS or "
                         f"{weights.default_weights_dir()})")
@@ -35,6 +36,10 @@ def add_arguments(p) -> None:
     p.add_argument("--loudness", choices=("peak", "input"), default="peak",
                    help="peak: the original's rule (scale down only past full scale); "
                         "input: the input's loudness (ITU-R BS.1770)")
+    p.add_argument("--ladder", choices=("fine", "coarse"), default=None,
+                   help="the row shapes windows are padded to: fine (26, little padding: "
+                        "the CPU's default) or coarse (3, few programs to compile: the "
+                        "TPU's and GPU's); see docs/restoring.md")
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows per device batch for a folder (default: per backend)")
     p.add_argument("--shard", default=None,
@@ -47,11 +52,25 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="dropout seed for mode 2")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--plan", action="store_true",
+                   help="for a folder: the programs restoring it will compile (row shapes), "
+                        "the files, audio and padding of each, and on a TPU the recorded "
+                        "compile time and compute estimate; reads headers only, compiles "
+                        "and writes nothing")
+    p.add_argument("--backend", choices=PLAN_BACKENDS, default=None,
+                   help="with --plan: the backend to plan for (default: this machine's)")
+    p.add_argument("--json", action="store_true", help="with --plan: print the plan as JSON")
 
 
 def main(args) -> int:
     from vf_jax.restoration import files
     from vf_jax.restoration.finish import check_finish
+    if args.plan:
+        return show_plan(args)
+    if args.backend or args.json:
+        raise UserError("--backend and --json go with --plan")
+    if not args.output:
+        raise UserError("-o/--output is required (except with --plan)")
     check_finish(args.strength, args.loudness)
     ext = "." + args.format
     if os.path.isdir(args.input):
@@ -62,7 +81,8 @@ def main(args) -> int:
     pairs = files.plan(args.input, args.output, args.overwrite, ext)
     return restore_files(pairs, args.weights, mode=args.mode, seed=args.seed,
                          precision=args.precision, subtype=args.subtype, quiet=args.quiet,
-                         output=args.output, strength=args.strength, loudness=args.loudness)
+                         output=args.output, strength=args.strength, loudness=args.loudness,
+                         ladder=args.ladder)
 
 
 def restore_corpus(args, pairs) -> int:
@@ -90,7 +110,8 @@ def restore_corpus(args, pairs) -> int:
                 "subtype": args.subtype}
     enable_compilation_cache()
     return corpus.run(pairs, args.input, args.output,
-                      lambda: Restorer.from_folder(weights, precision=args.precision),
+                      lambda: Restorer.from_folder(weights, precision=args.precision,
+                                                   ladder=args.ladder),
                       settings=settings, shard=shard,
                       overwrite=args.overwrite, mode=args.mode, seed=args.seed,
                       strength=args.strength, loudness=args.loudness, subtype=args.subtype,
@@ -99,7 +120,7 @@ def restore_corpus(args, pairs) -> int:
 
 def restore_files(pairs, weights, *, mode: int, seed: int, precision: str, subtype: str,
                   quiet: bool, output: str, strength: float = 1.0,
-                  loudness: str = "peak") -> int:
+                  loudness: str = "peak", ladder: str | None = None) -> int:
     """Restore ``(input, output)`` pairs (:func:`vf_jax.restoration.files.plan`)
     with the weights folder ``weights``; returns the exit status."""
     from vf_jax.audio import io as audio_io
@@ -116,7 +137,8 @@ def restore_files(pairs, weights, *, mode: int, seed: int, precision: str, subty
         durations.append(seconds)
         if not prepare and mode != 2 and frames > 0:
             prepare.append((round(frames * SAMPLE_RATE / rate), channels))
-    restorer = Restorer.from_folder(weights, prepare=tuple(prepare), precision=precision)
+    restorer = Restorer.from_folder(weights, prepare=tuple(prepare), prepare_mode=mode,
+                                    precision=precision, ladder=ladder)
 
     def job(pair, advance):
         src, dst = pair
@@ -130,3 +152,50 @@ def restore_files(pairs, weights, *, mode: int, seed: int, precision: str, subty
     return files.run(pairs, job, desc="restoring", quiet=quiet,
                      audio_seconds=sum(durations), failed_prefix=f"{PROG} restore: ",
                      summary=lambda done, total: f"restored {done} of {total} file(s) -> {output}")
+
+
+def show_plan(args) -> int:
+    """``--plan``: what restoring the folder ``args.input`` would compile and
+    compute (:mod:`vf_jax.restoration.plan`); 1 if a file cannot be read."""
+    import json
+    import sys
+
+    import jax
+
+    from vf_jax.audio import io as audio_io
+    from vf_jax.restoration import batched
+    from vf_jax.restoration import plan as plan_lib
+    from vf_jax.restoration import weights as weights_lib
+    if args.mode == 2:
+        raise UserError("--plan covers modes 0 and 1 (mode 2 restores each file alone, "
+                        "compiling for each length)")
+    if not os.path.exists(args.input):
+        raise UserError(f"input not found: {args.input}")
+    if not os.path.isdir(args.input):
+        raise UserError("--plan takes a folder (-i DIR)")
+    rels = audio_io.find_audio_files(args.input)
+    if not rels:
+        raise UserError(f"no audio files in {args.input}")
+    inputs, failed = [], 0
+    for rel in rels:
+        try:
+            samples, rate, channels = audio_io.read_header(os.path.join(args.input, rel))
+        except UserError as e:
+            print(f"skipped: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        inputs.append((audio_io.resampled_length(samples, rate), channels))
+    backend = args.backend or jax.default_backend()
+    devices = jax.local_device_count() if backend == jax.default_backend() else 1
+    rows = args.batch_size or batched.ROWS_PER_DEVICE[backend] * devices
+    rows += -rows % devices
+    weights = os.path.expanduser(args.weights or weights_lib.default_weights_dir())
+    kind = (weights_lib.analysis_kind(weights_lib.load_meta(weights))
+            if weights_lib.is_weights_dir(weights) else "released")
+    result = plan_lib.plan_inputs(inputs, backend=backend, rows=rows, devices=devices,
+                                  mode=args.mode, precision=args.precision, kind=kind,
+                                  ladder=args.ladder)
+    print(json.dumps(result, indent=1) if args.json else plan_lib.describe(result))
+    if failed:
+        print(f"{PROG} restore: {failed} file(s) cannot be read", file=sys.stderr)
+    return 1 if failed else 0

@@ -7,8 +7,11 @@ four ConvBlockRes), in the plain or the folded layout
 from __future__ import annotations
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
 
+from vf_jax import backends
 from vf_jax.models import folded as folded_layout
 from vf_jax.models.convolution import Conv2d, conv_transpose
 from vf_jax.models.masks import mask_frames
@@ -57,6 +60,37 @@ class ConvBlockRes(nn.Module):
         return x + h
 
 
+def conv_blocks(parent: nn.Module, features: int, momentum: float, x, train_bn: bool, valid,
+                folded, count: int = 4):
+    """``count`` ConvBlockRes named ``block1 ..`` of ``parent``, in turn.
+
+    With :func:`vf_jax.backends.loops` (a TPU) at inference, the blocks after
+    the first (whose shapes are all the same; the first may change the
+    channels) run as one loop body over their variables, stacked at call
+    time: the compiler sees one block's convolutions instead of three. Not
+    while the variables are being created, nor with batch statistics (which
+    update the stored ones), nor in the folded layout (looped, the first
+    level compiled slower, measured): those stay unrolled.
+    The variables are the same either way.
+    """
+    blocks = [ConvBlockRes(features, momentum, name=f"block{i + 1}") for i in range(count)]
+    x = blocks[0](x, train_bn, valid, folded)
+    rest = [f"block{i + 1}" for i in range(1, count)]
+    if (len(rest) < 2 or not backends.loops() or train_bn or folded is not None
+            or parent.is_initializing()):
+        for block in blocks[1:]:
+            x = block(x, train_bn, valid, folded)
+        return x
+    variables = [{kind: parent.variables[kind][name] for kind in ("params", "batch_stats")}
+                 for name in rest]
+    stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *variables)
+    block = ConvBlockRes(features, momentum)
+
+    def body(x, block_variables):
+        return block.apply(block_variables, x, False, valid), None
+    return lax.scan(body, x, stacked)[0]
+
+
 def average_pool_2x2(x):
     """2x2 average pooling, stride 2, odd edges dropped (PyTorch's
     ``avg_pool2d(x, 2)``): ``(B, T, F, C) -> (B, T // 2, F // 2, C)``.
@@ -84,9 +118,7 @@ class EncoderBlockRes(nn.Module):
         folded = x.shape[1:3] if fold else None
         if fold:
             x = folded_layout.fold(x)
-        for i in range(4):
-            x = ConvBlockRes(self.features, self.momentum, name=f"block{i + 1}")(
-                x, train_bn, valid, folded)
+        x = conv_blocks(self, self.features, self.momentum, x, train_bn, valid, folded)
         if fold:
             return folded_layout.pool2x2(x, *folded), x
         return average_pool_2x2(x), x
@@ -116,7 +148,4 @@ class DecoderBlockRes(nn.Module):
             h = folded_layout.fold(h)
         h = jnp.concatenate([h, skip], axis=-1)
         valid = None if valid is None else 2 * valid
-        for i in range(4):
-            h = ConvBlockRes(self.features, self.momentum, name=f"block{i + 1}")(
-                h, train_bn, valid, folded)
-        return h
+        return conv_blocks(self, self.features, self.momentum, h, train_bn, valid, folded)

@@ -130,6 +130,31 @@ def conv1d_as_product(x, kernel, padding: tuple[int, int], dilation: int):
     return columns @ kernel.reshape(k * c, o)
 
 
+@functools.partial(jax.checkpoint, static_argnums=(3,))
+def conv1d_dilation_as_data(x, kernel, dilation, reach: int):
+    """Stride-1 "same" 1-D convolution whose dilation is an array, not a
+    constant: ``(B, T, C) -> (B, T, O)``, ``kernel`` ``(k, C, O)``, k odd,
+    ``dilation`` an int32 scalar at most ``reach``. What lets a loop
+    (``lax.scan``) run the vocoder's residual layers, whose dilations differ,
+    as one compiled body.
+
+    ``x`` is zero-padded by ``reach (k - 1) / 2`` on each side once; the taps
+    are ``dynamic_slice``\ s of it at ``(j - (k - 1) / 2) * dilation``, side by
+    side on the channel axis, times the kernel as a ``(k C, O)`` matrix. The
+    padding costs a copy, not arithmetic: every product is ``T`` rows long.
+    Checkpointed as :func:`conv1d_as_product`.
+    """
+    k, c, o = kernel.shape
+    half = (k - 1) // 2
+    pad = reach * half
+    frames = x.shape[1]
+    x = jnp.pad(x, ((0, 0), (pad, pad), (0, 0)))
+    views = [lax.dynamic_slice_in_dim(x, pad + (j - half) * dilation, frames, axis=1)
+             for j in range(k)]
+    columns = views[0] if k == 1 else jnp.concatenate(views, axis=-1)
+    return columns @ kernel.reshape(k * c, o)
+
+
 def strided_conv(x, kernel, strides: Sequence[int], padding: Sequence[tuple[int, int]],
                  groups: int = 1):
     """``lax.conv_general_dilated(x, kernel, strides, padding,
@@ -198,8 +223,6 @@ def grouped_product(x, w, taps: tuple, size: tuple):
 # input, 0.37 GB each at batch 24 x 0.5 s), and copies them again. CPU and GPU
 # have the memory and keep the copies.
 grouped_product_recopied = jax.checkpoint(grouped_product, static_argnums=(2, 3))
-
-
 
 
 def conv_transpose1d_polyphase(x, kernel, stride: int, padding: int):

@@ -15,12 +15,17 @@ valid samples equal the unpadded computation.
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
+from vf_jax import backends
 from vf_jax.audio.stft import reflect_index
-from vf_jax.models.convolution import conv_transpose1d_polyphase
+from vf_jax.models.convolution import conv1d, conv1d_dilation_as_data, conv_transpose1d_polyphase
 from vf_jax.models.masks import mask_frames
 from vf_jax.models.weight_norm import Conv, weight
 
@@ -123,21 +128,64 @@ class Upsample(nn.Module):
         return y + bias.astype(x.dtype)
 
 
+class ConvVariables(nn.Module):
+    """The variables of a :class:`Conv1d` of kernel ``shape`` ``(k, in, out)``,
+    under the same names (``conv/kernel`` or ``conv/g``, ``conv/v``; and
+    ``conv/bias``), returned as ``(kernel, bias)`` rather than applied."""
+    shape: tuple
+    weight_norm: bool = False
+
+    @nn.compact
+    def __call__(self):
+        return _ConvKernel(self.shape, self.weight_norm, name="conv")()
+
+
+class _ConvKernel(nn.Module):
+    shape: tuple
+    weight_norm: bool
+
+    @nn.compact
+    def __call__(self):
+        kernel = weight(self, self.shape, (0, 1), self.weight_norm)
+        return kernel, self.param("bias", nn.initializers.zeros, (self.shape[-1],))
+
+
+def residual_layer(x, dilated, dilated_bias, pointwise, pointwise_bias, dilation,
+                   valid, reach: int):
+    """One residual layer with its dilation as data, ``(B, T, C) -> (B, T, C)``:
+    the body of :class:`ResStack`'s loop (kernels ``(3, C, C)``, biases ``(C,)``)."""
+    h = mask_frames(nn.leaky_relu(x, 0.01), valid)
+    h = conv1d_dilation_as_data(h, dilated, dilation, reach) + dilated_bias
+    h = mask_frames(nn.leaky_relu(h, 0.01), valid)
+    return x + conv1d(h, pointwise, (1, 1)) + pointwise_bias
+
+
 class ResStack(nn.Module):
     """Residual layers ``x += conv1(lrelu(conv_dil(lrelu(x))))``, dilation 3^i,
-    LeakyReLU(0.01), kernel 3."""
+    LeakyReLU(0.01), kernel 3.
+
+    Unrolled, or (:func:`vf_jax.backends.loops`, on a TPU) one loop body over
+    the layers' weights stacked at call time, the dilation as data
+    (:func:`residual_layer`): the compiler then sees two convolutions instead
+    of ``2 * depth``. The variables are the same either way (``layer{i}_dilated``,
+    ``layer{i}_pointwise``), so weights folders and checkpoints do not change.
+    """
     depth: int = RESSTACK_DEPTH
     weight_norm: bool = False
     remat: bool = False
+    looped: bool | None = None     # None: vf_jax.backends.loops()
 
     @nn.compact
     def __call__(self, x, valid=None):
+        looped = backends.loops() if self.looped is None else self.looped
+        if looped and self.depth > 1:
+            return self._looped(x, valid)
         ch = x.shape[-1]
         wn = self.weight_norm
         for i in range(self.depth):
             def layer(module, x, valid, i=i):
                 h = mask_frames(nn.leaky_relu(x, 0.01), valid)
-                h = Conv1d(ch, 3, dilation=3 ** (i % 10), weight_norm=wn,
+                h = Conv1d(ch, 3, dilation=dilation_of(i), weight_norm=wn,
                            name=f"layer{i}_dilated")(h)
                 h = mask_frames(nn.leaky_relu(h, 0.01), valid)
                 return x + Conv1d(ch, 3, weight_norm=wn, name=f"layer{i}_pointwise")(h)
@@ -145,6 +193,26 @@ class ResStack(nn.Module):
             # the rest; the variables keep their names either way.
             x = (nn.remat(layer) if self.remat else layer)(self, x, valid)
         return x
+
+    def _looped(self, x, valid):
+        shape = (3, x.shape[-1], x.shape[-1])
+        layers = [(ConvVariables(shape, self.weight_norm, name=f"layer{i}_dilated")(),
+                   ConvVariables(shape, self.weight_norm, name=f"layer{i}_pointwise")())
+                  for i in range(self.depth)]
+        stack = lambda part, j: jnp.stack([layer[part][j] for layer in layers]).astype(x.dtype)
+        dilations = [dilation_of(i) for i in range(self.depth)]
+        weights = (stack(0, 0), stack(0, 1), stack(1, 0), stack(1, 1),
+                   jnp.asarray(dilations, jnp.int32))
+        body = functools.partial(residual_layer, valid=valid, reach=max(dilations))
+        if self.remat:      # a gradient keeps each layer's input only, as unrolled
+            body = jax.checkpoint(body)
+        x, _ = lax.scan(lambda x, w: (body(x, *w), None), x, weights)
+        return x
+
+
+def dilation_of(layer: int) -> int:
+    """The residual layer's dilation: ``3 ** (layer % 10)`` (the original's)."""
+    return 3 ** (layer % 10)
 
 
 class TFGANGenerator(nn.Module):
@@ -155,7 +223,9 @@ class TFGANGenerator(nn.Module):
     ``v`` instead of ``kernel`` (:mod:`vf_jax.models.weight_norm`); ``fold`` of its
     parameters is the parameter tree of the ``weight_norm=False`` form, which
     computes the same waveform. ``channels``, ``cond_channels`` and
-    ``resstack_depth`` shrink it (the tiny training config). ``remat``: a
+    ``resstack_depth`` shrink it (the tiny training config). ``looped``: the
+    residual stacks as loops (:class:`ResStack`; None: the backend's choice,
+    :func:`vf_jax.backends.loops`). ``remat``: a
     gradient through it stores each residual layer's input and recomputes the
     layer (the vocoder training's ``remat="all"``, for larger batches or
     crops than fit otherwise); the same function and variables.
@@ -165,6 +235,7 @@ class TFGANGenerator(nn.Module):
     cond_channels: int = COND_CHANNELS
     resstack_depth: int = RESSTACK_DEPTH
     remat: bool = False
+    looped: bool | None = None
 
     @nn.compact
     def __call__(self, feats, valid=None):
@@ -181,7 +252,8 @@ class TFGANGenerator(nn.Module):
             ch //= 2
             x = Upsample(ch, f, weight_norm=wn, name=f"up{stage}")(x, valid)
             valid = None if valid is None else valid * f
-            x = ResStack(self.resstack_depth, wn, self.remat, name=f"res{stage}")(x, valid)
+            x = ResStack(self.resstack_depth, wn, self.remat, self.looped,
+                         name=f"res{stage}")(x, valid)
             x = nn.leaky_relu(x, 0.2)
         x = Conv1d(1, 7, same=False, weight_norm=wn, name="conv_out")(reflect_pad(x, 3, valid))
         return jnp.tanh(x[..., 0])

@@ -1,12 +1,13 @@
 """Many inputs in shared device batches (:meth:`vf_jax.restoration.restorer.Restorer.restore_many`).
 
 Each channel of each window is one row of a batch of rows sharing a frame
-bucket, and each full batch runs as one program over every local device
-(``jax.jit`` on a mesh, the rows split among them), so a corpus of any
-lengths compiles a handful of programs. The rows are put back together by
+bucket of the restorer's ladder (:mod:`vf_jax.restoration.buckets`), and
+each full batch runs as one program over every local device (``jax.jit`` on
+a mesh, the rows split among them), so a corpus of any lengths compiles at
+most one program per rung: three on a TPU or GPU. The rows are put back together by
 the code one input uses (:func:`vf_jax.restoration.windows.assemble`): both
 paths agree to float rounding. Mode 1 removes the high frequencies of each
-window at its exact length before packing, as for one input. Mode 2 is not
+row inside the same program, at the row's true length (as for one input). Mode 2 is not
 batched: its BatchNorm statistics are those of one channel of one window,
 unpadded (the original's semantics), which rows of a shared batch cannot
 have; each input in mode 2 is restored alone.
@@ -22,7 +23,6 @@ import threading
 from typing import Iterable, Iterator
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -96,9 +96,7 @@ class BatchedRestoration:
                                           len(windows) * channels)
         for w, (start, size) in enumerate(windows):
             segment = audio[start:start + size].T                      # (channels, size)
-            if self.mode == 1:
-                segment = np.asarray(networks.remove_high_frequency_jit(jnp.asarray(segment)))
-            bucket = frame_bucket(FRONT_END.num_frames(size))
+            bucket = frame_bucket(FRONT_END.num_frames(size), self.restorer.ladder)
             for c in range(channels):
                 self.groups[bucket].append((index, w, c, segment[c]))
             while len(self.groups[bucket]) >= self.batch_size:
@@ -128,7 +126,7 @@ class BatchedRestoration:
             self.variables, jax.device_put(wav, self.rows), jax.device_put(lengths, self.rows),
             n_frames=bucket, kind=analysis_kind(restorer.meta),
             width=analysis_width(restorer.meta), size=networks.vocoder_size(restorer.meta),
-            precision=restorer.precision)
+            precision=restorer.precision, high_frequency=self.mode == 1)
         audio, log_mel = np.asarray(audio), np.asarray(log_mel)
         for r, (index, w, c, segment) in enumerate(rows):
             frames = FRONT_END.num_frames(segment.size)

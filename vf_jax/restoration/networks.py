@@ -37,7 +37,7 @@ def cast(tree, dtype):
     return jax.tree_util.tree_map(lambda x: x.astype(dtype), tree)
 
 
-def remove_high_frequency(wav, ratio: float = 0.95):
+def remove_high_frequency(wav, length=None, ratio: float = 0.95):
     """The original's mode-1 preprocessing, ``(B, L)`` -> ``(B, L)``.
 
     STFT 2048/512 (librosa's defaults, zero padding), per-bin energy
@@ -45,8 +45,19 @@ def remove_high_frequency(wav, ratio: float = 0.95):
     which the cumulative energy reaches ``ratio`` of the total, inverse STFT.
     (The original's inverse drops the last ``L % 512`` samples; here the length
     is kept.)
+
+    ``length``: the true samples of each row (``(B,)`` or one for all, traced)
+    when the rows are padded to a bucket: the result's first ``length``
+    samples are those of the unpadded row, the rest zero, so one program
+    serves every length of a bucket.
     """
+    if length is not None:
+        length = jnp.broadcast_to(jnp.asarray(length, jnp.int32), wav.shape[:1])
+        wav = jnp.where(jnp.arange(wav.shape[-1])[None, :] < length[:, None], wav, 0.0)
     spec = stft_lib.stft(wav, 2048, 512, pad_mode="constant")
+    frames = None if length is None else 1 + length // 512
+    if frames is not None:      # frames past the true end would not exist unpadded
+        spec = spec * (jnp.arange(spec.shape[-2])[None, :] < frames[:, None])[..., None]
     mag = jnp.abs(spec)
     energy = jnp.sum(jnp.maximum(jnp.log10(mag + 1e-8), 0.0), axis=-2)   # (B, F)
     cumulative = jnp.cumsum(energy, axis=-1)
@@ -55,7 +66,10 @@ def remove_high_frequency(wav, ratio: float = 0.95):
     keep = jnp.arange(energy.shape[-1])[None, :] < cut[:, None]
     kept = mag * keep[:, None, :]
     phase = spec / (mag + 1e-8)
-    return stft_lib.istft(kept * phase, 512, wav.shape[-1], n_fft=2048)
+    out = stft_lib.istft(kept * phase, 512, wav.shape[-1], n_fft=2048, frames=frames)
+    if length is None:
+        return out
+    return jnp.where(jnp.arange(wav.shape[-1])[None, :] < length[:, None], out, 0.0)
 
 
 def analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
@@ -101,11 +115,14 @@ def synthesise(params, log_mel, frames, *, size: tuple = (), precision: str = "f
 
 
 def restore_rows(variables, wav, lengths, *, n_frames: int, kind: str, size: tuple,
-                 precision: str, width: float = 1.0):
+                 precision: str, width: float = 1.0, high_frequency: bool = False):
     """Rows ``(B, bucket samples)`` with true ``lengths (B,)`` -> vocoder
     output ``(B, samples)`` and restored log10 mel ``(B, n_frames, 128)``: a
-    window's restoration in modes 0 and 1, one length per row (what a folder
+    window's restoration in mode 0, or with ``high_frequency`` mode 1 (its
+    preprocessing at each row's length), one length per row (what a folder
     runs, :class:`vf_jax.restoration.batched.BatchedRestoration`)."""
+    if high_frequency:
+        wav = remove_high_frequency(wav, lengths)
     log_mel = analyse(variables["analysis"], wav, lengths, None, n_frames=n_frames,
                       train_bn=False, dropout=False, kind=kind, precision=precision,
                       width=width)
@@ -116,18 +133,18 @@ def restore_rows(variables, wav, lengths, *, n_frames: int, kind: str, size: tup
 
 
 def restore_window(variables, wav, rng, *, mode: int, samples: int, kind: str, size: tuple,
-                   precision: str, width: float = 1.0):
+                   precision: str, width: float = 1.0, ladder: str = "fine"):
     """One window's restoration as one traceable function: what
     :meth:`vf_jax.restoration.restorer.Restorer.restore_full` runs on a window
-    of ``samples`` (44.1 kHz), its rows ``wav`` padded to the frame bucket
-    (modes 0, 1) or unpadded (mode 2: batch statistics over the rows).
-    Returns the vocoder output ``(B, bucket * HOP)`` (not yet centre-trimmed)."""
+    of ``samples`` (44.1 kHz), its rows ``wav`` padded to the frame bucket of
+    ``ladder`` (modes 0, 1) or unpadded (mode 2: batch statistics over the
+    rows). Returns the vocoder output ``(B, bucket * HOP)`` (not yet
+    centre-trimmed)."""
     frames = FRONT_END.num_frames(samples)
-    bucket = frame_bucket(frames)
+    bucket = frame_bucket(frames, ladder)
     train_bn = mode == 2
-    if mode == 1:      # at the window's true length, as the restorer does, then padded again
-        kept = remove_high_frequency(wav[:, :samples])
-        wav = jnp.pad(kept, ((0, 0), (0, wav.shape[-1] - samples)))
+    if mode == 1:      # on the padded rows at the window's true length, as the restorer
+        wav = remove_high_frequency(wav, jnp.int32(samples))
     log_mel = analyse(variables["analysis"], wav, None if train_bn else jnp.int32(samples), rng,
                       n_frames=frames if train_bn else bucket, train_bn=train_bn,
                       dropout=train_bn, kind=kind, precision=precision, width=width)
@@ -142,7 +159,8 @@ analyse_jit = compilation.jit(analyse, static_argnames=("n_frames", "train_bn", 
                                                         "kind", "precision", "width"))
 synthesise_jit = compilation.jit(synthesise, static_argnames=("size", "precision"))
 restore_rows_jit = compilation.jit(restore_rows, static_argnames=("n_frames", "kind", "size",
-                                                                  "precision", "width"))
+                                                                  "precision", "width",
+                                                                  "high_frequency"))
 
 
 def vocoder_size(meta: dict | None) -> tuple:

@@ -22,16 +22,17 @@ import numpy as np
 
 from vf_jax.audio import io as audio_io
 from vf_jax.audio.io import SAMPLE_RATE
+from vf_jax.compilation import enable_compilation_cache
 from vf_jax.errors import UserError
 from vf_jax.models.vocoder import trim_center
 from vf_jax.restoration import networks
 from vf_jax.restoration import weights as weights_lib
 from vf_jax.restoration.batched import BatchedRestoration, read_items
-from vf_jax.restoration.buckets import FRONT_END, HOP, frame_bucket
+from vf_jax.restoration.buckets import FRONT_END, HOP, frame_bucket, ladder_name
 from vf_jax.restoration.finish import check_finish, finish
 from vf_jax.restoration.weights import analysis_kind, analysis_width
 from vf_jax.restoration.windows import (MAX_WINDOW_SECONDS, OVERLAP_SECONDS, Restoration, assemble,
-                                        window_plan)
+                                        longest_window, window_plan)
 
 MODES = (0, 1, 2)
 
@@ -52,16 +53,21 @@ def as_input(audio: np.ndarray, sample_rate: int) -> np.ndarray:
 def compile_for(variables, length: int, channels: int = 1,
                 max_window: int = round(MAX_WINDOW_SECONDS * SAMPLE_RATE),
                 overlap: int = round(OVERLAP_SECONDS * SAMPLE_RATE),
-                meta: dict | None = None, precision: str = "float32") -> None:
+                meta: dict | None = None, precision: str = "float32", mode: int = 0,
+                ladder: str = "fine") -> None:
     """Compile the networks for restoring ``length`` samples (44.1 kHz) of
-    ``channels`` channels in modes 0 and 1 at ``precision``, ahead of the
+    ``channels`` channels in ``mode`` (0 or 1) at ``precision``, ahead of the
     call (which then finds them in JAX's caches). ``variables`` may hold
     ``jax.ShapeDtypeStruct`` leaves (:func:`vf_jax.restoration.weights.shape_template`),
     so this can run while the arrays are still being read."""
     f32, i32 = np.float32, np.int32
     key = jax.ShapeDtypeStruct(jax.random.PRNGKey(0).shape, jax.random.PRNGKey(0).dtype)
-    for size in sorted({size for _, size in window_plan(length, max_window, overlap)}):
-        bucket = frame_bucket(FRONT_END.num_frames(size))
+    for size in sorted({size for _, size in window_plan(length, max_window, overlap, ladder)}):
+        bucket = frame_bucket(FRONT_END.num_frames(size), ladder)
+        if mode == 1:
+            networks.remove_high_frequency_jit.trace(
+                jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
+                jax.ShapeDtypeStruct((), i32)).lower().compile()
         networks.analyse_jit.trace(
             variables["analysis"], jax.ShapeDtypeStruct((channels, bucket * HOP), f32),
             jax.ShapeDtypeStruct((), i32), key, n_frames=bucket, train_bn=False,
@@ -82,23 +88,37 @@ class Restorer:
 
     def __init__(self, variables: dict, meta: dict | None = None,
                  max_window_seconds: float = MAX_WINDOW_SECONDS,
-                 overlap_seconds: float = OVERLAP_SECONDS, precision: str = "float32"):
+                 overlap_seconds: float = OVERLAP_SECONDS, precision: str = "float32",
+                 compilation_cache: bool | str = True, ladder: str | None = None):
+        """``ladder``: the frame buckets windows are padded to
+        (:mod:`vf_jax.restoration.buckets`; default: the backend's, ``fine``
+        on CPU, ``coarse`` on TPU and GPU), which also bounds the longest
+        window (:func:`vf_jax.restoration.windows.longest_window`).
+        ``compilation_cache``: keep compiled programs on disk for later
+        processes (JAX's persistent cache, for the whole process):
+        ``True`` uses :func:`vf_jax.compilation.enable_compilation_cache`'s
+        folder (``$VF_JAX_COMPILATION_CACHE``, ``off`` disables), a string is
+        the folder, ``False`` leaves JAX's settings as they are."""
         networks.compute_dtype(precision)        # a bad value fails here
+        if compilation_cache is not False:
+            enable_compilation_cache(None if compilation_cache is True else compilation_cache)
         self.variables = jax.device_put(variables)
         self.meta = meta or {}
         self.precision = precision
-        self.max_window = int(round(max_window_seconds * SAMPLE_RATE))
+        self.ladder = ladder_name(ladder)
+        self.max_window = longest_window(int(round(max_window_seconds * SAMPLE_RATE)),
+                                         self.ladder)
         self.overlap = int(round(overlap_seconds * SAMPLE_RATE))
         if self.overlap >= self.max_window:
             raise ValueError("overlap must be shorter than the window")
 
     @classmethod
     def from_folder(cls, path: str | None = None, prepare: tuple[tuple[int, int], ...] = (),
-                    **kwargs) -> "Restorer":
+                    prepare_mode: int = 0, **kwargs) -> "Restorer":
         """Load a weights folder (default: :func:`vf_jax.restoration.weights.default_weights_dir`).
 
         ``prepare``: ``(samples at 44.1 kHz, channels)`` of inputs to compile
-        for while the arrays are read (see :meth:`prepare`).
+        for, in ``prepare_mode``, while the arrays are read (see :meth:`prepare`).
         """
         path = os.path.expanduser(path or weights_lib.default_weights_dir())
         if not prepare:
@@ -111,23 +131,24 @@ class Restorer:
                 template = weights_lib.shape_template(meta)
                 for length, channels in prepare:
                     compile_for(template, length, channels, restorer.max_window,
-                                restorer.overlap, meta, restorer.precision)
+                                restorer.overlap, meta, restorer.precision, prepare_mode,
+                                restorer.ladder)
             finally:
                 variables, meta = loading.result()   # a broken folder is the error to report
         restorer.variables, restorer.meta = jax.device_put(variables), meta
         return restorer
 
-    def prepare(self, length: int, channels: int = 1) -> None:
+    def prepare(self, length: int, channels: int = 1, mode: int = 0) -> None:
         """Compile for inputs of ``length`` samples (44.1 kHz) and ``channels``
-        channels now rather than on the first :meth:`restore` (modes 0 and 1)."""
+        channels now rather than on the first :meth:`restore` (mode 0 or 1)."""
         compile_for(self.variables, length, channels, self.max_window, self.overlap,
-                    self.meta, self.precision)
+                    self.meta, self.precision, mode, self.ladder)
 
     # -- public API ------------------------------------------------------
     def windows(self, length: int) -> list[tuple[int, int]]:
         """``(start, size)`` of the windows an input of ``length`` samples (44.1
         kHz) is restored in."""
-        return window_plan(length, self.max_window, self.overlap)
+        return window_plan(length, self.max_window, self.overlap, self.ladder)
 
     def restore(self, audio: np.ndarray, sample_rate: int, mode: int = 0,
                 seed: int = 0, dropout: bool = True,
@@ -219,10 +240,8 @@ class Restorer:
         """``(channels, L)`` at 44.1 kHz -> waveform ``(channels, L)``, log mel
         ``(channels, T, 128)``."""
         length = segment.shape[-1]
-        if mode == 1:
-            segment = np.asarray(networks.remove_high_frequency_jit(jnp.asarray(segment)))
         frames = FRONT_END.num_frames(length)
-        bucket = frame_bucket(frames)
+        bucket = frame_bucket(frames, self.ladder)
         kind, width = analysis_kind(self.meta), analysis_width(self.meta)
         if mode == 2:
             # Batch statistics depend on the exact shape and on the batch:
@@ -236,6 +255,9 @@ class Restorer:
         else:
             padded = np.zeros((segment.shape[0], bucket * HOP), np.float32)
             padded[:, :length] = segment
+            if mode == 1:       # on the bucket's shape: one program for every length
+                padded = networks.remove_high_frequency_jit(jnp.asarray(padded),
+                                                            jnp.int32(length))
             log_mel = networks.analyse_jit(self.variables["analysis"], jnp.asarray(padded),
                                            jnp.int32(length), key, n_frames=bucket,
                                            train_bn=False, dropout=False, kind=kind,

@@ -1,7 +1,9 @@
 """Cutting audio into windows and putting the restored windows back together.
 
-Inputs up to 30 s are one window (the original processes 30 s segments
-whole). Longer inputs are cut into the fewest equal overlapping windows, hop a
+Inputs up to the longest window are one window: 30 s (the original processes
+30 s segments whole), or less where the ladder's top rung holds less
+(:mod:`vf_jax.restoration.buckets`; 15.4 s on the coarse ladder of TPUs and
+GPUs). Longer inputs are cut into the fewest equal overlapping windows, hop a
 multiple of 441 samples, grown to fill their frame bucket, and cross-faded
 with complementary raised-cosine ramps (the original concatenates 30 s pieces
 and clicks at the joins).
@@ -14,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from vf_jax.audio.io import SAMPLE_RATE
-from vf_jax.restoration.buckets import FRONT_END, HOP, frame_bucket
+from vf_jax.restoration.buckets import FRONT_END, HOP, LADDERS, bucket_capacity, frame_bucket
 from vf_jax.restoration.finish import peak_rule
 
 MAX_WINDOW_SECONDS = 30.0
@@ -36,25 +38,34 @@ def plan_windows(length: int, max_window: int, overlap: int) -> list[tuple[int, 
         n += 1
 
 
-def fill_bucket(windows, length: int, max_window: int) -> list[tuple[int, int]]:
+def fill_bucket(windows, length: int, max_window: int,
+                ladder: str = "fine") -> list[tuple[int, int]]:
     """Grow equal windows to the largest size their frame bucket holds: the
     padding would cost the same compute, and longer overlaps hide the seams."""
     size = windows[0][1]
-    bucket = frame_bucket(FRONT_END.num_frames(size))
-    largest = min(max_window, (bucket - 6) * HOP + HOP - 1, length)
+    bucket = frame_bucket(FRONT_END.num_frames(size), ladder)
+    largest = min(max_window, bucket_capacity(bucket), length)
     n = len(windows)
     hop = -(-(length - largest) // ((n - 1) * HOP)) * HOP
     grown = length - (n - 1) * hop
-    if grown < size or frame_bucket(FRONT_END.num_frames(grown)) != bucket:
+    if grown < size or frame_bucket(FRONT_END.num_frames(grown), ladder) != bucket:
         return windows
     return [(i * hop, grown) for i in range(n)]
 
 
-def window_plan(length: int, max_window: int, overlap: int) -> list[tuple[int, int]]:
-    """``(start, size)`` of the windows ``length`` samples are restored in:
-    :func:`plan_windows`, grown by :func:`fill_bucket` when there are several."""
+def longest_window(max_window: int, ladder: str = "fine") -> int:
+    """``max_window`` samples, or fewer where the ladder's top rung holds fewer."""
+    return min(max_window, bucket_capacity(LADDERS[ladder][-1]))
+
+
+def window_plan(length: int, max_window: int, overlap: int,
+                ladder: str = "fine") -> list[tuple[int, int]]:
+    """``(start, size)`` of the windows ``length`` samples are restored in
+    (at most ``max_window`` each, which the ladder's top rung must hold:
+    :func:`longest_window`): :func:`plan_windows`, grown by
+    :func:`fill_bucket` when there are several."""
     windows = plan_windows(length, max_window, overlap)
-    return fill_bucket(windows, length, max_window) if len(windows) > 1 else windows
+    return fill_bucket(windows, length, max_window, ladder) if len(windows) > 1 else windows
 
 
 def crossfade_weights(windows, length: int, axis_scale: int = 1) -> list[np.ndarray]:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from vf_jax import compilation
+from vf_jax import backends, compilation
 from vf_jax.audio import degradations
 from vf_jax.audio import mel as mel_lib
 from vf_jax.audio.io import SAMPLE_RATE
@@ -182,7 +182,10 @@ def make_update(config: ml_collections.ConfigDict, axis_name: str | None = None)
 
     def loss_fn(params, batch_stats, mel_in, mel_clean, valid, count, rng):
         cast = lambda t: jax.tree_util.tree_map(lambda x: x.astype(compute), t)
-        with batch_axis(axis_name):
+        # Repeated layers stay unrolled under a gradient, as the vocoder's
+        # (vf_jax.training.vocoder.step.generator_module): looped, a gradient
+        # keeps every iteration's residuals at once.
+        with batch_axis(axis_name), backends.force_loops(False):
             restored, updates = model.apply(
                 {"params": cast(params), "batch_stats": batch_stats}, mel_in.astype(compute),
                 train_bn=train_bn, deterministic=False, valid=None, mutable=["batch_stats"],
