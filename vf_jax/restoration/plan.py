@@ -26,7 +26,6 @@ from vf_jax.restoration.buckets import FRONT_END, HOP, PLATFORM_LADDERS, frame_b
 from vf_jax.restoration.windows import longest_window, window_plan
 
 COSTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "program_costs.json")
-BACKENDS = ("cpu", "gpu", "tpu")
 TPU_CHIP = "v5e"       # the chip the recorded TPU costs are for
 
 
