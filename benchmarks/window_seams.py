@@ -1,5 +1,5 @@
 r"""What cutting a file into windows changes: the coarse ladder (TPUs, GPUs)
-restores files longer than its top rung (15.4 s) in overlapping windows that
+restores files longer than its top rung (15.3 s) in overlapping windows that
 the fine ladder (CPUs; the original's 30 s segments) restores whole.
 
     python benchmarks/window_seams.py

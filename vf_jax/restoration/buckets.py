@@ -8,13 +8,17 @@ compiles at most one program per rung. Two ladders, chosen per backend
 
 - ``fine``: 26 rungs from 128 frames (1.3 s) to a 30 s window, about 10 %
   apart: little padding, many programs. On a CPU a program compiles in
-  seconds and computing dominates, so padding is what to save.
-- ``coarse``: three rungs, 5.8, 10.9 and 15.4 s. On a TPU each program takes
-  minutes to compile whatever its length, and computing a folder is cheap
-  next to that: for files of 1-15 s (the reference corpus of
-  ``benchmarks/corpus_restore.py``: uniform lengths) it computes about 31 %
-  more audio than the files hold, and cuts none of them. Longer files are cut
-  into overlapping windows of the top rung (:mod:`vf_jax.restoration.windows`).
+  seconds (some 4 s each for a folder of short files) and, over a corpus,
+  computing dominates, so padding is what to save. (For a small folder
+  compiling is a third of a fresh process's time: ``benchmarks/README.md``,
+  "A folder of short files"; a CPU ladder weighing that is still to come.)
+- ``coarse``: three rungs, rows of 5.8, 10.9 and 15.4 s (the longest window
+  they hold: 15.3 s). On a TPU each program takes minutes to compile whatever
+  its length, and computing a folder is cheap next to that: for files of
+  1-15 s (the reference corpus, :func:`vf_jax.restoration.plan.reference_corpus`:
+  uniform lengths) it computes about 32 % more audio than the files hold, and
+  cuts none of them. Longer files are cut into overlapping windows of the top
+  rung (:mod:`vf_jax.restoration.windows`).
 """
 
 from __future__ import annotations

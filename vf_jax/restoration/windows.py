@@ -2,7 +2,7 @@
 
 Inputs up to the longest window are one window: 30 s (the original processes
 30 s segments whole), or less where the ladder's top rung holds less
-(:mod:`vf_jax.restoration.buckets`; 15.4 s on the coarse ladder of TPUs and
+(:mod:`vf_jax.restoration.buckets`; 15.3 s on the coarse ladder of TPUs and
 GPUs). Longer inputs are cut into the fewest equal overlapping windows, hop a
 multiple of 441 samples, grown to fill their frame bucket, and cross-faded
 with complementary raised-cosine ramps (the original concatenates 30 s pieces
