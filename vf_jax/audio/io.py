@@ -23,17 +23,23 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif",
                     ".au", ".caf", ".w64", ".rf64", ".opus")
 
 
-def read_audio(path: str) -> tuple[np.ndarray, int]:
-    """``(samples, channels)`` float32 in [-1, 1] and the sample rate."""
+def opened(path: str, read):
+    """``read(path)`` for an audio file, its failures as one-line errors:
+    missing, a folder, or not audio (libsndfile's reason)."""
     if not os.path.exists(path):
         raise UserError(f"input not found: {path}")
     if os.path.isdir(path):
         raise UserError(f"input is a folder, expected a file: {path}")
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        return read(path)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot read {path} as audio: {reason}") from None
+
+
+def read_audio(path: str) -> tuple[np.ndarray, int]:
+    """``(samples, channels)`` float32 in [-1, 1] and the sample rate."""
+    data, sr = opened(path, lambda p: sf.read(p, dtype="float32", always_2d=True))
     if data.shape[0] == 0:
         raise UserError(f"{path} has no samples")
     if not np.all(np.isfinite(data)):
@@ -45,15 +51,7 @@ def read_header(path: str) -> tuple[int, int, int]:
     """``(samples, sample rate, channels)`` of an audio file from its header
     alone, with :func:`read_audio`'s errors for what is missing, not audio
     or empty (NaN samples show only when the samples are read)."""
-    if not os.path.exists(path):
-        raise UserError(f"input not found: {path}")
-    if os.path.isdir(path):
-        raise UserError(f"input is a folder, expected a file: {path}")
-    try:
-        info = sf.info(path)
-    except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read {path} as audio: {reason}") from None
+    info = opened(path, sf.info)
     if info.frames <= 0 or info.samplerate <= 0:
         raise UserError(f"{path} has no samples")
     return int(info.frames), int(info.samplerate), int(info.channels)

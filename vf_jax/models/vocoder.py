@@ -27,7 +27,7 @@ from vf_jax import backends
 from vf_jax.audio.stft import reflect_index
 from vf_jax.models.convolution import conv1d, conv1d_dilation_as_data, conv_transpose1d_polyphase
 from vf_jax.models.masks import mask_frames
-from vf_jax.models.weight_norm import Conv, weight
+from vf_jax.models.weight_norm import Conv, fold, weight
 
 N_MELS = 128
 HOP = 441
@@ -128,28 +128,6 @@ class Upsample(nn.Module):
         return y + bias.astype(x.dtype)
 
 
-class ConvVariables(nn.Module):
-    """The variables of a :class:`Conv1d` of kernel ``shape`` ``(k, in, out)``,
-    under the same names (``conv/kernel`` or ``conv/g``, ``conv/v``; and
-    ``conv/bias``), returned as ``(kernel, bias)`` rather than applied."""
-    shape: tuple
-    weight_norm: bool = False
-
-    @nn.compact
-    def __call__(self):
-        return _ConvKernel(self.shape, self.weight_norm, name="conv")()
-
-
-class _ConvKernel(nn.Module):
-    shape: tuple
-    weight_norm: bool
-
-    @nn.compact
-    def __call__(self):
-        kernel = weight(self, self.shape, (0, 1), self.weight_norm)
-        return kernel, self.param("bias", nn.initializers.zeros, (self.shape[-1],))
-
-
 def residual_layer(x, dilated, dilated_bias, pointwise, pointwise_bias, dilation,
                    valid, reach: int):
     """One residual layer with its dilation as data, ``(B, T, C) -> (B, T, C)``:
@@ -168,7 +146,9 @@ class ResStack(nn.Module):
     the layers' weights stacked at call time, the dilation as data
     (:func:`residual_layer`): the compiler then sees two convolutions instead
     of ``2 * depth``. The variables are the same either way (``layer{i}_dilated``,
-    ``layer{i}_pointwise``), so weights folders and checkpoints do not change.
+    ``layer{i}_pointwise``; created unrolled, read back for the loop with weight
+    norm folded by :func:`vf_jax.models.weight_norm.fold`), so weights folders
+    and checkpoints do not change.
     """
     depth: int = RESSTACK_DEPTH
     weight_norm: bool = False
@@ -178,7 +158,7 @@ class ResStack(nn.Module):
     @nn.compact
     def __call__(self, x, valid=None):
         looped = backends.loops() if self.looped is None else self.looped
-        if looped and self.depth > 1:
+        if looped and self.depth > 1 and not self.is_initializing():
             return self._looped(x, valid)
         ch = x.shape[-1]
         wn = self.weight_norm
@@ -195,13 +175,12 @@ class ResStack(nn.Module):
         return x
 
     def _looped(self, x, valid):
-        shape = (3, x.shape[-1], x.shape[-1])
-        layers = [(ConvVariables(shape, self.weight_norm, name=f"layer{i}_dilated")(),
-                   ConvVariables(shape, self.weight_norm, name=f"layer{i}_pointwise")())
-                  for i in range(self.depth)]
-        stack = lambda part, j: jnp.stack([layer[part][j] for layer in layers]).astype(x.dtype)
+        params = fold(self.variables["params"])
+        stack = lambda kind, leaf: jnp.stack([params[f"layer{i}_{kind}"]["conv"][leaf]
+                                              for i in range(self.depth)]).astype(x.dtype)
         dilations = [dilation_of(i) for i in range(self.depth)]
-        weights = (stack(0, 0), stack(0, 1), stack(1, 0), stack(1, 1),
+        weights = (stack("dilated", "kernel"), stack("dilated", "bias"),
+                   stack("pointwise", "kernel"), stack("pointwise", "bias"),
                    jnp.asarray(dilations, jnp.int32))
         body = functools.partial(residual_layer, valid=valid, reach=max(dilations))
         if self.remat:      # a gradient keeps each layer's input only, as unrolled

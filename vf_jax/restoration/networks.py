@@ -20,6 +20,7 @@ from vf_jax.audio import mel as mel_lib
 from vf_jax.audio import stft as stft_lib
 from vf_jax.errors import UserError
 from vf_jax.models import registry as models
+from vf_jax.models.masks import mask_frames
 from vf_jax.models.vocoder import GENERATOR_SIZES, TFGANGenerator, normalise_mel, trim_center
 from vf_jax.restoration.buckets import FRONT_END, HOP, frame_bucket
 
@@ -51,13 +52,13 @@ def remove_high_frequency(wav, length=None, ratio: float = 0.95):
     samples are those of the unpadded row, the rest zero, so one program
     serves every length of a bucket.
     """
+    frames = None
     if length is not None:
         length = jnp.broadcast_to(jnp.asarray(length, jnp.int32), wav.shape[:1])
-        wav = jnp.where(jnp.arange(wav.shape[-1])[None, :] < length[:, None], wav, 0.0)
+        frames = 1 + length // 512
+        wav = mask_frames(wav, length)
     spec = stft_lib.stft(wav, 2048, 512, pad_mode="constant")
-    frames = None if length is None else 1 + length // 512
-    if frames is not None:      # frames past the true end would not exist unpadded
-        spec = spec * (jnp.arange(spec.shape[-2])[None, :] < frames[:, None])[..., None]
+    spec = mask_frames(spec, frames)      # frames past the true end would not exist unpadded
     mag = jnp.abs(spec)
     energy = jnp.sum(jnp.maximum(jnp.log10(mag + 1e-8), 0.0), axis=-2)   # (B, F)
     cumulative = jnp.cumsum(energy, axis=-1)
@@ -67,9 +68,7 @@ def remove_high_frequency(wav, length=None, ratio: float = 0.95):
     kept = mag * keep[:, None, :]
     phase = spec / (mag + 1e-8)
     out = stft_lib.istft(kept * phase, 512, wav.shape[-1], n_fft=2048, frames=frames)
-    if length is None:
-        return out
-    return jnp.where(jnp.arange(wav.shape[-1])[None, :] < length[:, None], out, 0.0)
+    return mask_frames(out, length)
 
 
 def analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
