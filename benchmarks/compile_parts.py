@@ -47,8 +47,8 @@ def part_program(part: str, rows: int, frames: int):
     samples = S((rows, frames * HOP), jnp.float32)
     lengths = S((rows,), jnp.int32)
     if part == "frontend":
-        return (lambda wav, n: jax.vmap(lambda w, m: mel_lib.mel_spectrogram(
-            w, FRONT_END, frames, m)[0])(wav, n)), (), (samples, lengths)
+        return ((lambda wav, n: mel_lib.mel_spectrogram(wav, FRONT_END, frames, n)[0]), (),
+                (samples, lengths))
     if part in ("denoiser", "unet"):
         module = analysis.Denoiser() if part == "denoiser" else analysis.unet(1.0)
         shape = (rows, frames, 128) + ((2,) if part == "unet" else ())

@@ -54,7 +54,10 @@ def stamp(script: str, argv: list[str]) -> str:
     """Who measured: date, revision, machine, JAX's backend, command."""
     import jax
     device = jax.devices()[0]
-    command = " ".join(["python", f"benchmarks/{script}.py", *argv])
+    # The running script (a section may be named otherwise: time_to_result).
+    program = pathlib.Path(sys.argv[0]).name
+    program = program if program.endswith(".py") else f"{script}.py"
+    command = " ".join(["python", f"benchmarks/{program}", *argv])
     return (f"_Recorded {datetime.date.today().isoformat()} at revision {_revision()} on "
             f"{_cpu()} ({os.cpu_count()} cores), jax {jax.__version__} "
             f"({device.platform}: {device.device_kind}): `{command}`_")

@@ -159,7 +159,8 @@ def main() -> None:
 
     import jax
     import torch
-    with record.results("restore_speed", args.record):
+    section = "restore_speed_folder" if args.folder and not args.seconds else "restore_speed"
+    with record.results(section, args.record):
         print(f"\nmachine: {os.cpu_count()} cores; jax {jax.__version__} on "
               f"{jax.devices()[0].platform}; torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads\n")

@@ -20,7 +20,9 @@ The choices, each measured (``benchmarks/accelerators.py``,
 - Repeated layers (:func:`loops`): the vocoder's residual stacks run as one
   loop body over their stacked weights on a TPU, where the compiler spends
   seconds on every convolution it sees (unrolled, the published vocoder has
-  some 80); CPU and GPU run them unrolled.
+  some 80); CPU and GPU run them unrolled. The ResUNet's 2-D convolutions
+  follow the same switch (matrix products at inference on a TPU,
+  :func:`vf_jax.models.convolution.conv2d`); training steps turn it off.
 - The vocoder's GAN step recomputes its discriminators' hidden layers in the
   backward pass on a TPU (``config.remat="auto"``,
   :func:`vf_jax.training.vocoder.step.remat_parts`): at the paper's batch it

@@ -103,24 +103,33 @@ def test_short_signals_reflect_like_numpy(n):
 
 @pytest.mark.parametrize("pad_mode", ["reflect", "constant"])
 def test_the_tpu_s_framing_gives_the_same_frames(pad_mode):
-    """The TPU's form (padded signal gathered once, cut into frames by static
-    slices of hop-sample blocks, ``vf_jax.backends``), run on CPU: the very
-    frames of the default form, for rows of their own true lengths (vmapped,
-    as restoring a folder), hops that do and do not divide ``n_fft``, and
-    signals shorter than the padding (reflected repeatedly)."""
+    """The TPU's form (the padded signal built by slices, a flip and an update
+    at each signal's end, no gather; cut into frames by static slices of
+    hop-sample blocks, ``vf_jax.backends``), run on CPU: the very frames of the
+    default form in every frame that counts (``1 + length // hop``), for rows
+    of their own true lengths (as restoring a folder), one traced length, a
+    static one, hops that do and do not divide ``n_fft``, and batches with a
+    signal shorter than the padding (reflected repeatedly, the other branch)."""
     from vf_jax import backends
     x = jnp.asarray(np.stack([speechlike(9000, 44100, seed=s) for s in range(3)]))
-    lengths = jnp.asarray([9000, 5000, 300])
+    cases = {"rows": jnp.asarray([9000, 5000, 2100]), "a short row": jnp.asarray([9000, 5000, 300]),
+             "one traced": jnp.asarray(7001), "static": 6500}
     for n_fft, hop in ((2048, 441), (2048, 512), (512, 128), (1024, 300)):
         frames = 1 + 9000 // hop
-
-        def framed():     # a fresh function: jax.jit keeps one trace per function
-            return jax.jit(jax.vmap(lambda v, n: stft_lib.frame_signal(
-                v, n_fft, hop, frames, n, pad_mode)))(x, lengths)
-        expected = framed()
-        with backends.force("tpu"):
-            got = framed()
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+        for name, lengths in cases.items():
+            def framed():     # a fresh function: jax.jit keeps one trace per function
+                if isinstance(lengths, int):
+                    return jax.jit(lambda v: stft_lib.frame_signal(
+                        v, n_fft, hop, frames, lengths, pad_mode))(x)
+                return jax.jit(lambda v, n: stft_lib.frame_signal(
+                    v, n_fft, hop, frames, n, pad_mode))(x, lengths)
+            expected = np.asarray(framed())
+            with backends.force("tpu"):
+                got = np.asarray(framed())
+            counts = np.broadcast_to(1 + np.asarray(lengths) // hop, (3,))
+            for row, count in enumerate(counts):
+                np.testing.assert_array_equal(got[row, :count], expected[row, :count],
+                                              err_msg=f"{name}, n_fft {n_fft}, hop {hop}")
 
 
 @pytest.mark.parametrize("length", [44100, 44100 + 300])

@@ -136,6 +136,29 @@ def test_conv1d_forms_equal_xla_conv_and_their_gradients(k, padding, dilation):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("kh, kw", [(3, 3), (1, 3), (1, 1)])
+def test_conv2d_forms_equal_xla_conv_and_their_gradients(kh, kw):
+    """The TPU's form of the ResUNet's "same" 2-D convolution (shifted views
+    side by side times the kernel as one matrix, ``vf_jax.backends``), run on
+    CPU, against ``lax.conv_general_dilated``: values and both gradients."""
+    from jax import lax
+
+    from vf_jax import backends
+    rng = np.random.default_rng(kh * 10 + kw)
+    x = jnp.asarray(rng.standard_normal((2, 11, 9, 6)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((kh, kw, 6, 5)), jnp.float32)
+    ref = lambda a, b: lax.conv_general_dilated(a, b, (1, 1), ((kh // 2,) * 2, (kw // 2,) * 2),
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    loss = lambda conv: jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b))),
+                                           (0, 1))(x, w)
+    expected = loss(ref)
+    for family in backends.FAMILIES:
+        with backends.force(family):
+            got = loss(convolution.conv2d)
+        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_dilation_as_data_equals_xla_s_dilated_conv_and_its_gradients():
     """The looped residual layers' convolution (``conv1d_dilation_as_data``:
     dilation an array, taps as ``dynamic_slice``\ s of one padded copy)

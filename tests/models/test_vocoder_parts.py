@@ -234,3 +234,20 @@ def test_looped_residual_stacks_keep_the_variables_and_the_waveform(weight_norm,
     from vf_jax import config_files
     from vf_jax.training.vocoder import step as vts
     assert vts.generator_module(config_files.get_config("tfgan_tiny")).looped is False
+
+
+def test_reflection_at_each_rows_end_is_numpys():
+    """The vocoder's end reflection (shifts and selects, no gather): every
+    position up to ``valid + pad`` is ``numpy.pad(mode="reflect")`` of the
+    row cut at its ``valid`` frames, zeros after; without ``valid``, numpy's."""
+    from vf_jax.models.vocoder import reflect_pad
+    x = np.random.default_rng(0).standard_normal((3, 40, 5)).astype(np.float32)
+    valid = np.array([40, 17, 4])
+    got = np.asarray(reflect_pad(jnp.asarray(x), 3, jnp.asarray(valid)))
+    assert got.shape == (3, 46, 5)
+    for row, v in enumerate(valid):
+        ref = np.pad(x[row, :v], ((3, 3), (0, 0)), mode="reflect")
+        np.testing.assert_array_equal(got[row, :v + 6], ref)
+        assert not got[row, v + 6:].any()
+    np.testing.assert_array_equal(np.asarray(reflect_pad(jnp.asarray(x), 3)),
+                                  np.pad(x, ((0, 0), (3, 3), (0, 0)), mode="reflect"))

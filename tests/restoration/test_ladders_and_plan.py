@@ -43,6 +43,40 @@ def test_the_coarse_ladder_compiles_at_most_three_programs_with_little_padding()
         buckets.LADDERS["coarse"][-1]}
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_cheapest_ladder_is_the_exhaustive_minimum(seed):
+    """``cheapest_ladder`` (dynamic programming) against every subset of the
+    candidate rungs, costed by hand (``program_cost`` per rung used, each
+    row's seconds, the last batch of a rung filled): the same least cost; it
+    keeps the top candidate; a free program gives each need its own rung (rows
+    of one; larger batches may fill better merged), a dear one a single rung."""
+    import itertools
+    rng = np.random.default_rng(seed)
+    candidates = buckets.FRAME_BUCKETS[:9] + (buckets.FRAME_BUCKETS[-1],)
+    needs = [(int(rng.choice(candidates[:9])), int(rng.integers(1, 4))) for _ in range(7)]
+    rows, cost = int(rng.integers(1, 4)), float(rng.uniform(0.5, 20))
+    seconds = lambda b: b * 441 / SR
+
+    def modelled(rungs):
+        use = {}
+        for need, n in needs:
+            rung = min(b for b in rungs if b >= need)
+            use[rung] = use.get(rung, 0) + n
+        return sum(cost + -(-n // rows) * rows * seconds(b) for b, n in use.items())
+    best = min(modelled(subset + (candidates[-1],))
+               for k in range(len(candidates))
+               for subset in itertools.combinations(candidates[:-1], k)
+               if all(any(b >= need for b in subset + (candidates[-1],)) for need, _ in needs))
+    chosen = buckets.cheapest_ladder(needs, rows, cost, candidates)
+    assert chosen[-1] == candidates[-1]
+    assert modelled(chosen) == pytest.approx(best)
+    used = sorted({need for need, _ in needs})
+    assert buckets.cheapest_ladder(needs, 1, 0.0, candidates)[:-1] == tuple(
+        b for b in used if b != candidates[-1])
+    assert buckets.cheapest_ladder(needs, rows, 1e9, candidates) == tuple(
+        sorted({max(used), candidates[-1]}))
+
+
 def test_plan_counts_rows_files_and_padding_by_hand():
     """Closed form: two mono files in the first rung, a stereo one in the
     second; batches of 4 rows."""
@@ -106,6 +140,15 @@ def test_the_plan_names_the_programs_restoring_the_folder_compiles(tmp_path, sma
     assert status == 0
     plan = json.loads(out)
     assert plan["backend"] == jax.default_backend() and plan["files"] == 4
+    # On a CPU a folder takes rungs of the fine ladder chosen for its lengths.
+    assert plan["ladder"] == "auto" and plan["rungs"][-1] == buckets.FRAME_BUCKETS[-1]
+    assert set(plan["rungs"]) <= set(buckets.FRAME_BUCKETS)
+    from vf_jax.audio.io import find_audio_files
+    inputs, errors = plan_lib.read_inputs(src / rel for rel in find_audio_files(str(src)))
+    assert len(inputs) == 4 and not errors
+    assert tuple(plan["rungs"]) == plan_lib.auto_ladder(inputs)
+    fine = plan_lib.plan_inputs(inputs, backend="cpu", rows=1, ladder="fine")
+    assert len(plan["programs"]) <= len(fine["programs"])
     assert plan["audio_seconds"] == pytest.approx(0.4 + 1.7 + 2 * 2.6 + 0.9, abs=1e-3)
     expected = {(p["rows"], p["frames"]) for p in plan["programs"]}
 

@@ -44,9 +44,10 @@ def assert_same(batched, alone):
 
 
 @pytest.mark.parametrize("mode, ladder", [(0, "fine"), (1, "fine"), (0, "coarse"),
-                                          (1, "coarse")])
+                                          (1, "coarse"), (0, (256, 448, 3008))])
 def test_batched_inputs_equal_each_restored_alone(restorer, small_weights_dir, mode, ladder):
-    """With either ladder (``coarse``: TPUs' and GPUs' three rungs)."""
+    """With either ladder (``coarse``: TPUs' and GPUs' three rungs) and with
+    rungs of the fine one (what a folder chooses on a CPU)."""
     if ladder != restorer.ladder:
         restorer = Restorer(*weights.load(small_weights_dir), max_window_seconds=2.0,
                             ladder=ladder)

@@ -13,8 +13,10 @@ without the bucket (frames past ``1 + length // hop`` are to be ignored).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from vf_jax import backends
 
@@ -49,17 +51,19 @@ def frame_signal(x, n_fft: int, hop: int, n_frames: int, length=None,
     Args:
       x: ``(..., samples)``.
       n_frames: static number of frames to produce.
-      length: true signal length (traced or static); defaults to ``x.shape[-1]``.
+      length: true signal length (static or traced; one for all signals, or one
+        per signal, shaped ``x.shape[:-1]``); defaults to ``x.shape[-1]``.
       pad_mode: ``"reflect"`` (the original) or ``"constant"`` (zeros; librosa's
         current default).
     Returns:
-      ``(..., n_frames, n_fft)``.
+      ``(..., n_frames, n_fft)``; frames ``1 + length // hop`` and later are
+      to be ignored (the two forms below fill them differently).
 
-    Two forms (:mod:`vf_jax.backends`), the same numbers: on CPU and GPU one
-    gather of every frame's samples; on a TPU the padded signal is gathered
-    once (``n_fft / hop`` times fewer indices) and cut into frames by static
-    slices of ``hop``-sample blocks (:func:`frames_by_blocks`): the TPU
-    compiler spent minutes on the frame gather of a restoration's front end.
+    Two forms (:mod:`vf_jax.backends`), the same numbers in every frame that
+    counts: on CPU and GPU one gather of every frame's samples; on a TPU no
+    gather (:func:`padded_by_slices`, then :func:`frames_by_blocks`): the TPU
+    compiler spent minutes on the frame gather of a restoration's front end,
+    and some 30 s on a gather of the padded signal alone.
     """
     if pad_mode not in ("reflect", "constant"):
         raise ValueError(f"unknown pad_mode {pad_mode!r}")
@@ -67,22 +71,90 @@ def frame_signal(x, n_fft: int, hop: int, n_frames: int, length=None,
         length = x.shape[-1]
     if backends.family() == "tpu":
         blocks = -(-n_fft // hop)
-        pos = jnp.asarray(np.arange((n_frames + blocks - 1) * hop) - n_fft // 2, jnp.int32)
-        return frames_by_blocks(padded_signal(x, pos, length, pad_mode), n_fft, hop, n_frames)
-    pos = (np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]
-           - n_fft // 2)
-    return padded_signal(x, jnp.asarray(pos, jnp.int32), length, pad_mode)
+        total = (n_frames + blocks - 1) * hop
+        padded = padded_by_slices(x, length, n_fft // 2, total, pad_mode)
+        return frames_by_blocks(padded, n_fft, hop, n_frames)
+    pos = jnp.asarray(np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]
+                      - n_fft // 2, jnp.int32)
+    if jnp.ndim(length):
+        return per_signal(lambda v, n: padded_signal(v, pos, n, pad_mode), x, length)
+    return padded_signal(x, pos, length, pad_mode)
+
+
+def per_signal(fn, x, length):
+    """``fn(signal (samples,), length ())`` over every signal of ``x``
+    ``(..., samples)`` with its own ``length`` (``x.shape[:-1]``)."""
+    lead = x.shape[:-1]
+    flat = jax.vmap(fn)(x.reshape((-1, x.shape[-1])),
+                        jnp.broadcast_to(length, lead).reshape(-1))
+    return flat.reshape(lead + flat.shape[1:])
 
 
 def padded_signal(x, pos, length, pad_mode: str):
     """``x`` (``(..., samples)``) at positions ``pos`` (any shape, int),
-    reflected (``"reflect"``) or zero (``"constant"``) outside ``[0, length)``:
-    ``(..., *pos.shape)``."""
+    reflected (``"reflect"``) or zero (``"constant"``) outside ``[0, length)``
+    (a scalar length): ``(..., *pos.shape)``."""
     if pad_mode == "reflect":
-        return jnp.take(x, reflect_index(pos, length), axis=-1)
+        return jnp.take(x, reflect_index(pos, length), axis=-1, mode="clip")
     inside = (pos >= 0) & (pos < length)
     idx = jnp.clip(pos, 0, x.shape[-1] - 1)
-    return jnp.where(inside, jnp.take(x, idx, axis=-1), 0.0)
+    return jnp.where(inside, jnp.take(x, idx, axis=-1, mode="clip"), 0.0)
+
+
+def padded_by_slices(x, length, pad: int, total: int, pad_mode: str):
+    """``x`` ``(..., samples)`` padded by ``pad`` at the start and reflected
+    (``"reflect"``) or zero (``"constant"``) past ``length``: ``(..., total)``,
+    positions ``-pad .. total - pad``; positions from ``length + pad`` on are
+    zeros. No gather of the signal: static slices, a flip, one slice and one
+    update at ``length`` (per signal). A signal no longer than ``pad``
+    reflects more than once: its first ``3 pad`` positions are gathered
+    (:func:`short_reflection`, a small gather) and chosen per signal."""
+    n = x.shape[-1]
+    if isinstance(length, int) and pad_mode == "reflect" and length <= pad:
+        return short_reflection(x, length, pad, total)
+    if isinstance(length, int) or pad_mode == "constant":
+        return padded_once(x, length, pad, total, pad_mode)
+    length = jnp.broadcast_to(jnp.asarray(length, jnp.int32), x.shape[:-1])
+    if n <= pad:
+        return short_reflection(x, length, pad, total)
+    return jnp.where(jnp.expand_dims(length, -1) > pad,
+                     padded_once(x, length, pad, total, pad_mode),
+                     short_reflection(x, length, pad, total))
+
+
+def padded_once(x, length, pad: int, total: int, pad_mode: str):
+    """:func:`padded_by_slices` for signals longer than ``pad``."""
+    n = x.shape[-1]
+    size = max(total, n + 2 * pad)
+    zeros = lambda k: jnp.zeros(x.shape[:-1] + (k,), x.dtype)
+    left = jnp.flip(x[..., 1:pad + 1], axis=-1) if pad_mode == "reflect" else zeros(pad)
+    out = jnp.concatenate([left, x, zeros(size - pad - n)], axis=-1)
+    out = jnp.where(jnp.arange(size) < pad + jnp.expand_dims(length, -1), out, 0.0)
+    if pad_mode == "reflect":
+        # Position length + k holds x[length - 2 - k]: the flipped signal from n + 1 - length.
+        def reflect_end(row, flipped, m):
+            end = lax.dynamic_slice_in_dim(flipped, n + 1 - m, pad)
+            return lax.dynamic_update_slice_in_dim(row, end, pad + m, axis=0)
+        out = per_signal(lambda r, m: reflect_end(r[:size], r[size:], m),
+                         jnp.concatenate([out, jnp.flip(x, axis=-1)], axis=-1), length)
+    return out[..., :total]
+
+
+def short_reflection(x, length, pad: int, total: int):
+    """:func:`padded_by_slices` for signals as short as ``pad`` samples or
+    shorter: the gather of positions ``-pad .. 2 pad`` (reflected as often as
+    needed), zeros after."""
+    pos = jnp.arange(-pad, 2 * pad)
+    m = jnp.expand_dims(length, -1)
+    idx = reflect_index(pos, m)
+    if jnp.ndim(length):
+        got = jnp.take_along_axis(x, idx, axis=-1, mode="clip")
+    else:
+        got = jnp.take(x, idx, axis=-1, mode="clip")
+    got = jnp.where(pos < m + pad, got, 0.0)
+    width = min(total, 3 * pad)
+    got = got[..., :width]
+    return jnp.concatenate([got, jnp.zeros(x.shape[:-1] + (total - width,), x.dtype)], axis=-1)
 
 
 def frames_by_blocks(padded, n_fft: int, hop: int, n_frames: int):

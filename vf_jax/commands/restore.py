@@ -36,10 +36,11 @@ def add_arguments(p) -> None:
     p.add_argument("--loudness", choices=("peak", "input"), default="peak",
                    help="peak: the original's rule (scale down only past full scale); "
                         "input: the input's loudness (ITU-R BS.1770)")
-    p.add_argument("--ladder", choices=("fine", "coarse"), default=None,
+    p.add_argument("--ladder", choices=("fine", "coarse", "auto"), default=None,
                    help="the row shapes windows are padded to: fine (26, little padding: "
-                        "the CPU's default) or coarse (3, few programs to compile: the "
-                        "TPU's and GPU's); see docs/restoring.md")
+                        "the CPU's for single files), coarse (3, few programs to compile: "
+                        "the TPU's and GPU's) or auto (rungs of the fine one chosen for a "
+                        "folder's lengths: a folder's default on a CPU); see docs/restoring.md")
     p.add_argument("--batch-size", type=int, default=None,
                    help="windows per device batch for a folder (default: per backend)")
     p.add_argument("--shard", default=None,
@@ -82,7 +83,8 @@ def main(args) -> int:
     return restore_files(pairs, args.weights, mode=args.mode, seed=args.seed,
                          precision=args.precision, subtype=args.subtype, quiet=args.quiet,
                          output=args.output, strength=args.strength, loudness=args.loudness,
-                         ladder=args.ladder)
+                         # A file is its own folder: "auto" gives it its own rung.
+                         ladder=None if args.ladder == "auto" else args.ladder)
 
 
 def restore_corpus(args, pairs) -> int:
@@ -90,7 +92,8 @@ def restore_corpus(args, pairs) -> int:
     import jax
 
     from vf_jax.compilation import enable_compilation_cache
-    from vf_jax.restoration import corpus
+    from vf_jax.restoration import batched, corpus
+    from vf_jax.restoration import plan as plan_lib
     from vf_jax.restoration import weights as weights_lib
     from vf_jax.restoration.restorer import Restorer
     shard = corpus.Shard.parse(args.shard) if args.shard else corpus.Shard()
@@ -109,9 +112,14 @@ def restore_corpus(args, pairs) -> int:
                 "strength": args.strength, "loudness": args.loudness, "format": args.format,
                 "subtype": args.subtype}
     enable_compilation_cache()
+    ladder = args.ladder
+    backend = jax.default_backend()
+    if (ladder or plan_lib.FOLDER_LADDERS.get(backend)) == "auto":    # from this share's headers
+        inputs, _ = plan_lib.read_inputs(src for src, _ in shard.take(pairs))
+        ladder = plan_lib.auto_ladder(inputs, args.batch_size or batched.default_batch_size())
     return corpus.run(pairs, args.input, args.output,
                       lambda: Restorer.from_folder(weights, precision=args.precision,
-                                                   ladder=args.ladder),
+                                                   ladder=ladder),
                       settings=settings, shard=shard,
                       overwrite=args.overwrite, mode=args.mode, seed=args.seed,
                       strength=args.strength, loudness=args.loudness, subtype=args.subtype,
@@ -176,15 +184,10 @@ def show_plan(args) -> int:
     rels = audio_io.find_audio_files(args.input)
     if not rels:
         raise UserError(f"no audio files in {args.input}")
-    inputs, failed = [], 0
-    for rel in rels:
-        try:
-            samples, rate, channels = audio_io.read_header(os.path.join(args.input, rel))
-        except UserError as e:
-            print(f"skipped: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        inputs.append((audio_io.resampled_length(samples, rate), channels))
+    inputs, errors = plan_lib.read_inputs(os.path.join(args.input, rel) for rel in rels)
+    for error in errors:
+        print(f"skipped: {error}", file=sys.stderr)
+    failed = len(errors)
     backend = args.backend or jax.default_backend()
     devices = jax.local_device_count() if backend == jax.default_backend() else 1
     rows = args.batch_size or batched.ROWS_PER_DEVICE[backend] * devices

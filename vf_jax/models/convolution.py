@@ -53,9 +53,7 @@ class Conv2d(nn.Module):
         dtype = jnp.result_type(x, kernel)     # flax.linen.Conv's promotion
         x, kernel = x.astype(dtype), kernel.astype(dtype)
         if folded is None:
-            p = self.kernel // 2
-            y = lax.conv_general_dilated(x, kernel, (1, 1), ((p, p), (p, p)),
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            y = conv2d(x, kernel)
         elif self.kernel == 1:
             y = folded_layout.conv1x1(x, kernel)
         elif self.kernel == 3:
@@ -66,6 +64,36 @@ class Conv2d(nn.Module):
             return y
         bias = bias.astype(dtype)
         return y + (jnp.repeat(bias, 4) if folded else bias)
+
+
+def conv2d(x, kernel):
+    """Stride-1 "same" 2-D convolution ``(B, T, F, C) -> (B, T, F, O)``,
+    ``kernel`` ``(kh, kw, C, O)`` (odd sizes), in the form the backend
+    compiles well (:mod:`vf_jax.backends`): XLA's convolution on CPU and GPU
+    and in training; at inference on a TPU (with the loops,
+    :func:`vf_jax.backends.loops`, which training steps turn off) the
+    ``kh kw`` shifted views side by side on the channel axis times the kernel
+    as a ``(kh kw C, O)`` matrix (:func:`conv2d_as_product`): the ResUNet of a
+    folder's rows program compiled for a v5e chip in 53 s instead of 72 s,
+    while under a gradient the products compiled slower
+    (``docs/accelerators.md``)."""
+    if (backends.family() == "tpu" and backends.loops()
+            and kernel.shape[0] * kernel.shape[1] > 1):
+        return conv2d_as_product(x, kernel)
+    ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
+    return lax.conv_general_dilated(x, kernel, (1, 1), ((ph, ph), (pw, pw)),
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@jax.checkpoint
+def conv2d_as_product(x, kernel):
+    """:func:`conv2d`'s TPU form. Checkpointed: a gradient stores ``x``, not
+    the ``kh kw``-times larger side-by-side views."""
+    kh, kw, c, o = kernel.shape
+    b, t, f, _ = x.shape
+    x = jnp.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    views = [x[:, i:i + t, j:j + f] for i in range(kh) for j in range(kw)]
+    return jnp.concatenate(views, axis=-1) @ kernel.reshape(kh * kw * c, o)
 
 
 def conv_transpose(x, kernel, stride: Sequence[int], padding: Sequence[int],

@@ -48,26 +48,73 @@ LADDERS = {"fine": FRAME_BUCKETS, "coarse": (576, 1088, 1536)}
 PLATFORM_LADDERS = {"cpu": "fine", "gpu": "coarse", "tpu": "coarse"}
 
 
-def ladder_name(name: str | None = None, platform: str | None = None) -> str:
-    """``name`` checked, or the ladder of ``platform`` (default: JAX's backend)."""
+def ladder_name(name=None, platform: str | None = None):
+    """``name`` checked (a ladder's name or its rungs: increasing multiples of
+    64 frames), or the ladder of ``platform`` (default: JAX's backend)."""
     if name is None:
         if platform is None:
             import jax
             platform = jax.default_backend()
         return PLATFORM_LADDERS.get(platform, "coarse")
-    if name not in LADDERS:
-        raise ValueError(f"unknown ladder {name!r}; one of {sorted(LADDERS)}")
-    return name
+    if isinstance(name, str):
+        if name not in LADDERS:
+            raise ValueError(f"unknown ladder {name!r}; one of {sorted(LADDERS)}")
+        return name
+    rungs = tuple(int(b) for b in name)
+    if not rungs or any(b <= 0 or b % 64 for b in rungs) or list(rungs) != sorted(set(rungs)):
+        raise ValueError(f"a ladder's rungs are increasing multiples of 64 frames, got {name!r}")
+    return rungs
 
 
-def frame_bucket(frames: int, ladder: str = "fine") -> int:
-    """Smallest bucket of ``ladder`` holding ``frames`` plus the UNet's and
-    vocoder's padding (past the top rung: the padding alone)."""
+def rungs_of(ladder) -> tuple[int, ...]:
+    """The frame counts of ``ladder`` (a name of :data:`LADDERS` or its rungs)."""
+    return LADDERS[ladder] if isinstance(ladder, str) else tuple(ladder)
+
+
+def frame_bucket(frames: int, ladder="fine") -> int:
+    """Smallest bucket of ``ladder`` (a name or rungs) holding ``frames`` plus
+    the UNet's and vocoder's padding (past the top rung: the padding alone)."""
     need = max(padded_frames(frames), frames + 5)
-    for b in LADDERS[ladder]:
+    for b in rungs_of(ladder):
         if b >= need:
             return b
     return padded_frames(need)
+
+
+# A fresh process on a CPU traces and compiles a rows program in about 4.5 s
+# (2 cores: trace 1 s, lowering 0.3 s, XLA 3.3 s) and computes 0.7 s per
+# second of a row: one more program costs what about 6.5 s of rows cost
+# (benchmarks/README.md, "A folder of short files").
+CPU_PROGRAM_COST_SECONDS = 6.5
+
+
+def cheapest_ladder(needs: list[tuple[int, int]], rows: int = 1,
+                    program_cost: float = CPU_PROGRAM_COST_SECONDS,
+                    candidates=FRAME_BUCKETS) -> tuple[int, ...]:
+    """The rungs of ``candidates`` (the fine ladder's) that restore ``needs``
+    (``[(frames a file's rows need, rows), ...]``, :func:`frame_bucket` with
+    the fine ladder) at the least modelled cost: ``program_cost`` seconds of
+    rows for each program compiled, plus every row's seconds (batches of
+    ``rows``, the last one filled). The top candidate is always kept, so
+    that windows are cut as with the fine ladder; it compiles only if used.
+    Dynamic programming over the needs in order: a rung serves a run of
+    consecutive needs."""
+    counts: dict[int, int] = {}
+    for need, n in needs:
+        counts[need] = counts.get(need, 0) + n
+    sizes = sorted(counts)
+    seconds = lambda b: b * HOP / SAMPLE_RATE
+    # best[i]: (cost, rungs) of serving sizes[i:].
+    best: list[tuple[float, tuple]] = [(0.0, ())] * (len(sizes) + 1)
+    for i in range(len(sizes) - 1, -1, -1):
+        options = []
+        for j in range(i, len(sizes)):
+            rung = next((b for b in candidates if b >= sizes[j]), sizes[j])
+            n = sum(counts[s] for s in sizes[i:j + 1])
+            cost = program_cost + -(-n // rows) * rows * seconds(rung) + best[j + 1][0]
+            options.append((cost, (rung,) + best[j + 1][1]))
+        best[i] = min(options)
+    return tuple(sorted(set(best[0][1]) | {candidates[-1]}))
 
 
 def bucket_capacity(bucket: int) -> int:
@@ -75,7 +122,7 @@ def bucket_capacity(bucket: int) -> int:
     return (bucket - 6) * HOP + HOP - 1
 
 
-def row_shape(samples: int, ladder: str = "fine") -> tuple[int, int]:
+def row_shape(samples: int, ladder="fine") -> tuple[int, int]:
     """``(frames, bucket)`` of a window of ``samples`` at 44.1 kHz: its true
     frame count and the bucket it is padded to (``bucket * HOP`` samples)."""
     frames = FRONT_END.num_frames(samples)

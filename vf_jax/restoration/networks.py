@@ -84,11 +84,7 @@ def analyse(variables, wav, length, rng, *, n_frames: int, train_bn: bool,
     activations in bfloat16; the front end stays float32).
     """
     dtype = compute_dtype(precision)
-    if length is not None and jnp.ndim(length) == 1:   # the reflection is at each example's end
-        mel = jax.vmap(lambda w, n: mel_lib.mel_spectrogram(w, FRONT_END, n_frames, n)[0])(
-            wav, length)
-    else:
-        mel, _ = mel_lib.mel_spectrogram(wav, FRONT_END, n_frames, length)
+    mel, _ = mel_lib.mel_spectrogram(wav, FRONT_END, n_frames, length)   # (B,) reflect per row
     model = models.analysis_module(kind, width)
     variables = {**variables, "params": cast(variables["params"], dtype)}
     if train_bn:   # batch statistics; stored ones untouched (mutable, discarded)

@@ -22,11 +22,58 @@ import math
 import os
 
 from vf_jax.audio.io import SAMPLE_RATE
-from vf_jax.restoration.buckets import FRONT_END, HOP, PLATFORM_LADDERS, frame_bucket
+from vf_jax.restoration.buckets import (FRONT_END, HOP, cheapest_ladder, frame_bucket, ladder_name,
+                                        rungs_of)
 from vf_jax.restoration.windows import longest_window, window_plan
 
 COSTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "program_costs.json")
 TPU_CHIP = "v5e"       # the chip the recorded TPU costs are for
+# The ladder a folder takes by default. On a CPU, "auto": rungs of the fine
+# ladder chosen for the folder's lengths (compiling weighed against padding,
+# buckets.cheapest_ladder); accelerators compile for minutes whatever the
+# shape, so they keep their coarse ladder, which any corpus shares.
+FOLDER_LADDERS = {"cpu": "auto", "gpu": "coarse", "tpu": "coarse"}
+
+
+def read_inputs(paths) -> tuple[list[tuple[int, int]], list[str]]:
+    """``[(samples at 44.1 kHz, channels), ...]`` of the readable ``paths``
+    from their headers, and the errors of those that cannot be read."""
+    from vf_jax.audio import io as audio_io
+    from vf_jax.errors import UserError
+    inputs, errors = [], []
+    for path in paths:
+        try:
+            samples, rate, channels = audio_io.read_header(path)
+        except UserError as e:
+            errors.append(str(e))
+            continue
+        inputs.append((audio_io.resampled_length(samples, rate), channels))
+    return inputs, errors
+
+
+def auto_ladder(inputs: list[tuple[int, int]], rows: int = 1,
+                max_window: int = 30 * SAMPLE_RATE, overlap: int = SAMPLE_RATE // 2):
+    """The rungs restoring ``inputs`` (``[(samples at 44.1 kHz, channels),
+    ...]``) in batches of ``rows`` compiles and computes least
+    (:func:`vf_jax.restoration.buckets.cheapest_ladder`); windows are cut as
+    with the fine ladder."""
+    longest = longest_window(max_window, "fine")
+    needs = []
+    for samples, channels in inputs:
+        windows = window_plan(samples, longest, overlap, "fine")
+        needs.append((frame_bucket(FRONT_END.num_frames(windows[0][1]), "fine"),
+                      len(windows) * channels))
+    return cheapest_ladder(needs, rows)
+
+
+def resolve_ladder(ladder, inputs: list[tuple[int, int]], *, backend: str, rows: int,
+                   max_window: int = 30 * SAMPLE_RATE, overlap: int = SAMPLE_RATE // 2):
+    """``ladder`` (a name, rungs, ``"auto"`` or None: the backend's folder
+    default, :data:`FOLDER_LADDERS`) as a name or rungs for these inputs."""
+    ladder = ladder or FOLDER_LADDERS.get(backend, "coarse")
+    if ladder == "auto":
+        return auto_ladder(inputs, rows, max_window, overlap)
+    return ladder_name(ladder)
 
 
 def reference_corpus(files: int = 2000, shortest: float = 1.0, longest: float = 15.0,
@@ -85,7 +132,9 @@ def plan_inputs(inputs: list[tuple[int, int]], *, backend: str, rows: int, devic
     "audio_seconds", "programs": [ProgramPlan as a dict, ...],
     "padding_fraction", "compile_seconds", "estimate_seconds"}`` (the totals
     None unless every program has a recorded figure)."""
-    ladder = ladder or PLATFORM_LADDERS[backend]
+    name = ladder or FOLDER_LADDERS.get(backend, "coarse")
+    ladder = resolve_ladder(ladder, inputs, backend=backend, rows=rows, max_window=max_window,
+                            overlap=overlap)
     longest = longest_window(max_window, ladder)
     per_bucket: dict[int, dict] = {}      # a file's windows share one bucket
     for samples, channels in inputs:
@@ -113,7 +162,8 @@ def plan_inputs(inputs: list[tuple[int, int]], *, backend: str, rows: int, devic
     computed = sum(p.calls * p.rows * p.frames * HOP for p in programs) / SAMPLE_RATE
     total = lambda key: (None if not programs or any(getattr(p, key) is None for p in programs)
                          else round(sum(getattr(p, key) for p in programs), 3))
-    return {"backend": backend, "ladder": ladder, "mode": mode, "precision": precision,
+    return {"backend": backend, "ladder": name if isinstance(name, str) else "rungs",
+            "rungs": list(rungs_of(ladder)), "mode": mode, "precision": precision,
             "files": len(inputs), "audio_seconds": round(audio, 3),
             "programs": [dataclasses.asdict(p) for p in programs],
             "padding_fraction": round(computed / audio - 1, 4) if audio else 0.0,
@@ -125,8 +175,11 @@ def describe(plan: dict) -> str:
     """:func:`plan_inputs`' result as a table for people."""
     def figure(x, digits=0):
         return "-" if x is None else f"{x:.{digits}f}"
+    ladder = plan["ladder"]
+    if ladder not in ("fine", "coarse"):
+        ladder += " " + ", ".join(str(b) for b in plan["rungs"])
     lines = [f"{plan['files']} file(s), {plan['audio_seconds'] / 3600:.3f} h of audio, on "
-             f"{plan['backend']} (ladder {plan['ladder']}, mode {plan['mode']}, "
+             f"{plan['backend']} (ladder {ladder}, mode {plan['mode']}, "
              f"{plan['precision']}): {len(plan['programs'])} program(s)",
              "| rows | frames | seconds | files | audio s | padding | calls | compile s "
              "| estimate s |", "|---|---|---|---|---|---|---|---|---|"]

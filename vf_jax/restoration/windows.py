@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from vf_jax.audio.io import SAMPLE_RATE
-from vf_jax.restoration.buckets import FRONT_END, HOP, LADDERS, bucket_capacity, frame_bucket
+from vf_jax.restoration.buckets import FRONT_END, HOP, bucket_capacity, frame_bucket, rungs_of
 from vf_jax.restoration.finish import peak_rule
 
 MAX_WINDOW_SECONDS = 30.0
@@ -55,7 +55,7 @@ def fill_bucket(windows, length: int, max_window: int,
 
 def longest_window(max_window: int, ladder: str = "fine") -> int:
     """``max_window`` samples, or fewer where the ladder's top rung holds fewer."""
-    return min(max_window, bucket_capacity(LADDERS[ladder][-1]))
+    return min(max_window, bucket_capacity(rungs_of(ladder)[-1]))
 
 
 def window_plan(length: int, max_window: int, overlap: int,
