@@ -119,21 +119,25 @@ def test_conv1d_forms_equal_xla_conv_and_their_gradients(k, padding, dilation):
     kernel as a matrix, ``vf_jax.backends``), run on CPU, against
     ``lax.conv_general_dilated``: values and both gradients."""
     from jax import lax
-
-    from vf_jax import backends
     rng = np.random.default_rng(k)
     x = jnp.asarray(rng.standard_normal((2, 90, 6)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((k, 6, 5)), jnp.float32)
     ref = lambda a, b: lax.conv_general_dilated(a, b, (1,), [padding], rhs_dilation=(dilation,),
                                                 dimension_numbers=("NHC", "HIO", "NHC"))
-    loss = lambda conv: jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b))),
-                                           (0, 1))(x, w)
+    assert_every_form_equals(lambda a, b: convolution.conv1d(a, b, padding, dilation), ref, x, w)
+
+
+def assert_every_form_equals(conv, ref, x, w):
+    """``conv`` traced in every backend's forms (``vf_jax.backends``), run on
+    CPU: the values and both gradients of ``sum(sin(conv(x, w)))`` as ``ref``'s."""
+    from vf_jax import backends
+    loss = lambda f: jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(f(a, b))), (0, 1))(x, w)
     expected = loss(ref)
     for family in backends.FAMILIES:
         with backends.force(family):
-            got = loss(lambda a, b: convolution.conv1d(a, b, padding, dilation))
+            got = loss(conv)
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=family)
 
 
 @pytest.mark.parametrize("kh, kw", [(3, 3), (1, 3), (1, 1)])
@@ -142,21 +146,12 @@ def test_conv2d_forms_equal_xla_conv_and_their_gradients(kh, kw):
     side by side times the kernel as one matrix, ``vf_jax.backends``), run on
     CPU, against ``lax.conv_general_dilated``: values and both gradients."""
     from jax import lax
-
-    from vf_jax import backends
     rng = np.random.default_rng(kh * 10 + kw)
     x = jnp.asarray(rng.standard_normal((2, 11, 9, 6)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((kh, kw, 6, 5)), jnp.float32)
     ref = lambda a, b: lax.conv_general_dilated(a, b, (1, 1), ((kh // 2,) * 2, (kw // 2,) * 2),
                                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    loss = lambda conv: jax.value_and_grad(lambda a, b: jnp.sum(jnp.sin(conv(a, b))),
-                                           (0, 1))(x, w)
-    expected = loss(ref)
-    for family in backends.FAMILIES:
-        with backends.force(family):
-            got = loss(convolution.conv2d)
-        for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(expected)):
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    assert_every_form_equals(convolution.conv2d, ref, x, w)
 
 
 def test_dilation_as_data_equals_xla_s_dilated_conv_and_its_gradients():
