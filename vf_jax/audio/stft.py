@@ -76,8 +76,6 @@ def frame_signal(x, n_fft: int, hop: int, n_frames: int, length=None,
         return frames_by_blocks(padded, n_fft, hop, n_frames)
     pos = jnp.asarray(np.arange(n_frames)[:, None] * hop + np.arange(n_fft)[None, :]
                       - n_fft // 2, jnp.int32)
-    if jnp.ndim(length):
-        return per_signal(lambda v, n: padded_signal(v, pos, n, pad_mode), x, length)
     return padded_signal(x, pos, length, pad_mode)
 
 
@@ -93,7 +91,9 @@ def per_signal(fn, x, length):
 def padded_signal(x, pos, length, pad_mode: str):
     """``x`` (``(..., samples)``) at positions ``pos`` (any shape, int),
     reflected (``"reflect"``) or zero (``"constant"``) outside ``[0, length)``
-    (a scalar length): ``(..., *pos.shape)``."""
+    (one length, or one per signal): ``(..., *pos.shape)``. A gather."""
+    if jnp.ndim(length):
+        return per_signal(lambda v, n: padded_signal(v, pos, n, pad_mode), x, length)
     if pad_mode == "reflect":
         return jnp.take(x, reflect_index(pos, length), axis=-1, mode="clip")
     inside = (pos >= 0) & (pos < length)
@@ -142,19 +142,14 @@ def padded_once(x, length, pad: int, total: int, pad_mode: str):
 
 def short_reflection(x, length, pad: int, total: int):
     """:func:`padded_by_slices` for signals as short as ``pad`` samples or
-    shorter: the gather of positions ``-pad .. 2 pad`` (reflected as often as
-    needed), zeros after."""
+    shorter: :func:`padded_signal` at positions ``-pad .. 2 pad`` (reflected
+    as often as needed, a small gather), zeros after."""
     pos = jnp.arange(-pad, 2 * pad)
-    m = jnp.expand_dims(length, -1)
-    idx = reflect_index(pos, m)
-    if jnp.ndim(length):
-        got = jnp.take_along_axis(x, idx, axis=-1, mode="clip")
-    else:
-        got = jnp.take(x, idx, axis=-1, mode="clip")
-    got = jnp.where(pos < m + pad, got, 0.0)
+    got = padded_signal(x, pos, length, "reflect")
+    got = jnp.where(pos < jnp.expand_dims(length, -1) + pad, got, 0.0)
     width = min(total, 3 * pad)
-    got = got[..., :width]
-    return jnp.concatenate([got, jnp.zeros(x.shape[:-1] + (total - width,), x.dtype)], axis=-1)
+    return jnp.concatenate([got[..., :width], jnp.zeros(x.shape[:-1] + (total - width,), x.dtype)],
+                           axis=-1)
 
 
 def frames_by_blocks(padded, n_fft: int, hop: int, n_frames: int):

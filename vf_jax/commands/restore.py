@@ -113,8 +113,7 @@ def restore_corpus(args, pairs) -> int:
                 "subtype": args.subtype}
     enable_compilation_cache()
     ladder = args.ladder
-    backend = jax.default_backend()
-    if (ladder or plan_lib.FOLDER_LADDERS.get(backend)) == "auto":    # from this share's headers
+    if plan_lib.folder_ladder(ladder, jax.default_backend()) == "auto":   # this share's headers
         inputs, _ = plan_lib.read_inputs(src for src, _ in shard.take(pairs))
         ladder = plan_lib.auto_ladder(inputs, args.batch_size or batched.default_batch_size())
     return corpus.run(pairs, args.input, args.output,

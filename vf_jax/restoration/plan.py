@@ -51,26 +51,35 @@ def read_inputs(paths) -> tuple[list[tuple[int, int]], list[str]]:
     return inputs, errors
 
 
+def file_rows(samples: int, channels: int, ladder, max_window: int = 30 * SAMPLE_RATE,
+              overlap: int = SAMPLE_RATE // 2) -> tuple[int, int]:
+    """``(bucket, rows)`` of a file of ``samples`` (44.1 kHz) and ``channels``
+    on ``ladder``: its windows (all in the bucket of the first) times its
+    channels, as :class:`vf_jax.restoration.batched.BatchedRestoration` packs them."""
+    windows = window_plan(samples, longest_window(max_window, ladder), overlap, ladder)
+    return frame_bucket(FRONT_END.num_frames(windows[0][1]), ladder), len(windows) * channels
+
+
+def folder_ladder(ladder, backend: str):
+    """``ladder`` as given, or a folder's default on ``backend`` (:data:`FOLDER_LADDERS`)."""
+    return ladder or FOLDER_LADDERS.get(backend, "coarse")
+
+
 def auto_ladder(inputs: list[tuple[int, int]], rows: int = 1,
                 max_window: int = 30 * SAMPLE_RATE, overlap: int = SAMPLE_RATE // 2):
     """The rungs restoring ``inputs`` (``[(samples at 44.1 kHz, channels),
     ...]``) in batches of ``rows`` compiles and computes least
     (:func:`vf_jax.restoration.buckets.cheapest_ladder`); windows are cut as
     with the fine ladder."""
-    longest = longest_window(max_window, "fine")
-    needs = []
-    for samples, channels in inputs:
-        windows = window_plan(samples, longest, overlap, "fine")
-        needs.append((frame_bucket(FRONT_END.num_frames(windows[0][1]), "fine"),
-                      len(windows) * channels))
-    return cheapest_ladder(needs, rows)
+    return cheapest_ladder([file_rows(samples, channels, "fine", max_window, overlap)
+                            for samples, channels in inputs], rows)
 
 
 def resolve_ladder(ladder, inputs: list[tuple[int, int]], *, backend: str, rows: int,
                    max_window: int = 30 * SAMPLE_RATE, overlap: int = SAMPLE_RATE // 2):
-    """``ladder`` (a name, rungs, ``"auto"`` or None: the backend's folder
-    default, :data:`FOLDER_LADDERS`) as a name or rungs for these inputs."""
-    ladder = ladder or FOLDER_LADDERS.get(backend, "coarse")
+    """``ladder`` (a name, rungs, ``"auto"`` or None: :func:`folder_ladder`)
+    as a name or rungs for these inputs."""
+    ladder = folder_ladder(ladder, backend)
     if ladder == "auto":
         return auto_ladder(inputs, rows, max_window, overlap)
     return ladder_name(ladder)
@@ -132,16 +141,14 @@ def plan_inputs(inputs: list[tuple[int, int]], *, backend: str, rows: int, devic
     "audio_seconds", "programs": [ProgramPlan as a dict, ...],
     "padding_fraction", "compile_seconds", "estimate_seconds"}`` (the totals
     None unless every program has a recorded figure)."""
-    name = ladder or FOLDER_LADDERS.get(backend, "coarse")
+    name = folder_ladder(ladder, backend)
     ladder = resolve_ladder(ladder, inputs, backend=backend, rows=rows, max_window=max_window,
                             overlap=overlap)
-    longest = longest_window(max_window, ladder)
-    per_bucket: dict[int, dict] = {}      # a file's windows share one bucket
+    per_bucket: dict[int, dict] = {}
     for samples, channels in inputs:
-        windows = window_plan(samples, longest, overlap, ladder)
-        bucket = frame_bucket(FRONT_END.num_frames(windows[0][1]), ladder)
+        bucket, file_rows_ = file_rows(samples, channels, ladder, max_window, overlap)
         entry = per_bucket.setdefault(bucket, {"rows": 0, "files": 0, "audio": 0.0})
-        entry["rows"] += len(windows) * channels
+        entry["rows"] += file_rows_
         entry["files"] += 1
         entry["audio"] += samples * channels / SAMPLE_RATE
     costs = recorded_costs() if costs is None else costs
