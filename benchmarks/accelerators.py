@@ -10,9 +10,14 @@ Ahead of time (needs ``pip install "libtpu==0.0.42.*"``; JAX's runtime stays on
 the CPU): each program of :func:`vf_jax.aot.programs.paper_programs` (paper sizes:
 batch 24 per chip, 3 s crops for the analysis networks, 0.5 s for the vocoder,
 30 s restoration windows) is jitted over one chip of the topology and
-compiled. The table gives the compile time, HBM per chip against what the chip
-has, FLOPs per chip and step (the program as written, and in brackets as
-compiled for the TPU, whose forms add some: :func:`vf_jax.aot.compiler.model_flops`),
+compiled, with the XLA options its running code compiles it with
+(:func:`vf_jax.compilation.options_for`: on a TPU the compiler's fast mode
+unless the program opts out; ``--xla defaults`` for XLA's own, both for the
+two side by side). The table gives the compile time, the time of 1,000
+training steps at the compiler's estimate (what a training run's compile
+time compares with), HBM per chip against what the chip has, FLOPs per
+chip and step (the program as written, and in brackets as compiled for the
+TPU, whose forms add some: :func:`vf_jax.aot.compiler.model_flops`),
 the compiler's step-time estimate, examples (or audio seconds) per second per
 chip at that estimate, and the utilisation of the chip's peak it implies (the
 FLOPs as written over the estimate: useful work only). The last two columns:
@@ -55,7 +60,7 @@ def select(programs, names):
 
 def build(args):
     """The chosen programs, each with the form of repeated layers to trace it in
-    (``None``: the backend's choice)."""
+    (``None``: the backend's choice) and the XLA options to compile it with."""
     from vf_jax.aot import programs
     out = []
     for precision in args.precision:
@@ -64,27 +69,35 @@ def build(args):
         for p in chosen:
             if args.batch and not p.name.startswith("restore"):
                 p.batch_per_chip = args.batch
-        out += [(p, LOOPS[form]) for p in chosen for form in args.loops]
+        out += [(p, LOOPS[form], xla) for p in chosen for form in args.loops
+                for xla in args.xla]
     return out
 
 
 LOOPS = {"auto": None, "looped": True, "unrolled": False}
+XLA = ("vf_jax", "defaults")
 
 
-def traced(program, loops):
-    """``program.name`` with its form, and the context to trace it in."""
+def traced(program, loops, xla="vf_jax"):
+    """``program.name`` with its form and options, and the context to trace
+    and compile it in."""
     import contextlib
 
-    from vf_jax import backends
-    if loops is None:
-        return program.name, contextlib.nullcontext()
-    return (f"{program.name} ({'looped' if loops else 'unrolled'})",
-            backends.force_loops(loops))
+    from vf_jax import backends, compilation
+    name, context = program.name, contextlib.ExitStack()
+    if loops is not None:
+        name += f" ({'looped' if loops else 'unrolled'})"
+        context.enter_context(backends.force_loops(loops))
+    if xla == "defaults":
+        name += " (XLA defaults)"
+        context.enter_context(compilation.xla_defaults())
+    return name, context
 
 
 def ahead_of_time(args) -> int:
     from vf_jax.aot import compiler
-    header = ("program", "topology", "batch/chip", "compile s", "HBM GB / chip",
+    header = ("program", "topology", "batch/chip", "compile s", "1,000 steps s",
+              "HBM GB / chip",
               "TFLOP/step (compiled)",
               "estimate ms", "unmodelled ops", "per s per chip", "utilisation",
               "HBM traffic GB", "roofline")
@@ -93,15 +106,15 @@ def ahead_of_time(args) -> int:
     for topology in args.topology:
         mesh = compiler.topology_mesh(topology, chips=1)
         chip = compiler.chip_of(mesh)
-        for program, loops in build(args):
-            name, form = traced(program, loops)
+        for program, loops, xla in build(args):
+            name, form = traced(program, loops, xla)
             with form:
                 report = program.compile(mesh)
             written = compiler.model_flops(program.fn, program.arguments(mesh))
             if report.error:
                 row = (name, topology, program.batch_per_chip,
-                       f"{report.compile_seconds:.0f}", "does not compile", "", "", "", "",
-                       report.error[:80], "", "")
+                       f"{report.compile_seconds:.0f}", "", "does not compile", "", "", "",
+                       "", report.error[:80], "", "")
             else:
                 seconds, unmodelled = report.modelled_seconds, report.unmodelled_ops
                 rate = (program.batch_per_chip / seconds if seconds else float("nan"))
@@ -110,8 +123,10 @@ def ahead_of_time(args) -> int:
                              else f"{rate:.0f}{unit}")
                 util = (written / seconds / chip["peak_flops"]
                         if seconds and chip and written else float("nan"))
+                steps = ("" if program.name.startswith("restore") or seconds is None
+                         else f"{seconds * 1000:.0f}")
                 row = (name, topology, program.batch_per_chip,
-                       f"{report.compile_seconds:.0f}",
+                       f"{report.compile_seconds:.0f}", steps,
                        f"{report.hbm_bytes / 1e9:.2f} / {chip.get('hbm', float('nan')) / 1e9:.0f}",
                        f"{(written or 0) / 1e12:.2f} ({(report.flops or 0) / 1e12:.2f})",
                        f"{seconds * 1e3:.1f}" if seconds is not None else "",
@@ -127,6 +142,7 @@ def run_locally(args) -> int:
     import jax
     import numpy as np
 
+    from vf_jax import compilation
     from vf_jax.training import parallel
     backend = jax.default_backend()
     if backend == "cpu" and not args.allow_cpu:
@@ -138,8 +154,8 @@ def run_locally(args) -> int:
     print(f"device: {jax.devices()[0].device_kind}")
     print("| program | batch | compile s | median ms | per s | real-time factor |")
     print("|---|---|---|---|---|---|")
-    for program, loops in build(args):
-        name, form = traced(program, loops)
+    for program, loops, xla in build(args):
+        name, form = traced(program, loops, xla)
         shapes = program.arguments(mesh)
 
         def concrete(s):
@@ -153,7 +169,7 @@ def run_locally(args) -> int:
         start = time.perf_counter()
         with form:
             lowered = jax.jit(program.fn, donate_argnums=program.donate_argnums).lower(*shapes)
-        compiled = lowered.compile()
+            compiled = lowered.compile(compiler_options=compilation.compiler_options())
         compile_s = time.perf_counter() - start
         args_ = jax.tree_util.tree_map(concrete, shapes)
         times = []
@@ -194,12 +210,16 @@ def main(argv=None) -> int:
                              "each program in each form, side by side. A loop's body is "
                              "priced once by the compiler's cost analysis: compare a looped "
                              "program's estimate with its unrolled twin's")
+    parser.add_argument("--xla", nargs="+", default=["vf_jax"], choices=XLA,
+                        help="XLA options: those vf_jax compiles with on the target "
+                             "(vf_jax.compilation.options_for), XLA's defaults, or both, "
+                             "side by side")
     parser.add_argument("--list", action="store_true", help="list the programs and stop")
     record.add_flag(parser)
     args = parser.parse_args(argv)
     if args.list:
-        for p, loops in build(args):
-            print(traced(p, loops)[0])
+        for p, loops, xla in build(args):
+            print(traced(p, loops, xla)[0])
         return 0
     if not args.run:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -4,12 +4,30 @@
   process skips compiling (``$VF_JAX_COMPILATION_CACHE``, ``off`` disables):
   the commands, the training scripts and :class:`vf_jax.Restorer` turn it on;
   the notebooks keep it on Google Drive (:func:`notebook_cache_dir`).
-- :func:`jit` is ``jax.jit`` with :func:`compiler_options`. On CPU, XLA hands
-  convolutions to YNNPACK by default; for the ResUNet's 2-D convolutions with
-  32-64 channels its kernels are slower than XLA's own, and so is the whole
-  analysis network (``benchmarks/conv_kernels.py`` measures both; the figures
-  are in ``benchmarks/README.md``). Those fusions are turned off for our functions only;
-  ``VF_JAX_XLA_DEFAULTS=1`` keeps XLA's defaults.
+- :func:`jit` is ``jax.jit`` with :func:`compiler_options`, the options of
+  :func:`options_for` the default backend; ``VF_JAX_XLA_DEFAULTS=1`` (or
+  :func:`xla_defaults`, for the benchmarks' side-by-side runs) keeps XLA's
+  defaults everywhere.
+  - On CPU, XLA hands convolutions to YNNPACK by default; for the ResUNet's
+    2-D convolutions with 32-64 channels its kernels are slower than XLA's
+    own, and so is the whole analysis network (``benchmarks/conv_kernels.py``
+    measures both; the figures are in ``benchmarks/README.md``). Those fusions
+    are turned off for our functions only.
+  - On TPU, a program built with ``fast_compile`` (the default) asks the
+    compiler for less effort on its speed (``exec_time_optimization_effort``,
+    :data:`TPU_OPTIONS`): at -0.5 or below the back end stops searching for
+    the best form of every convolution, which is where our programs' compile
+    time went. Measured for a v5e chip, the VF-UNet training step compiled in
+    132 s instead of 542 s and is estimated faster (185 ms against 200); a
+    folder's rows programs in about 30 s instead of 110-130 s, estimated 38 %
+    slower (3-5 % slower per audio second than before the coarse ladder). The
+    programs whose estimate it made more than 10 % worse (the VF-UNet's
+    validation step, the vocoder's GAN step) are built without it
+    (``benchmarks/README.md``, "Measured choices", has every program both
+    ways). ``$VF_JAX_TPU_COMPILE``: ``fast`` or ``full`` for every program
+    (``full`` pays for a folder larger than some 30 hours of audio, whose
+    compute outweighs the compile); ``auto`` (the default) per program.
+  GPUs keep XLA's defaults until one measures otherwise.
 - :func:`jit_init` compiles parameter initialisation, which is nothing but
   one random draw per parameter: XLA:CPU spends seconds optimising each
   draw's fusion, so these programs are compiled at optimisation level 1,
@@ -21,6 +39,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 
@@ -28,10 +48,18 @@ import jax
 import numpy as np
 from jax.experimental.compilation_cache import compilation_cache
 
+from vf_jax.errors import UserError
+
 CACHE_ENV = "VF_JAX_COMPILATION_CACHE"
 COLAB_DRIVE = "/content/drive/MyDrive"
 XLA_DEFAULTS_ENV = "VF_JAX_XLA_DEFAULTS"
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+# -0.45 and above compiled as the default (0) does; -0.5 to -1 alike.
+TPU_OPTIONS = {"exec_time_optimization_effort": -0.5}
+TPU_COMPILE_ENV = "VF_JAX_TPU_COMPILE"
+TPU_COMPILE = {"auto": None, "fast": True, "full": False}
+_DEFAULTS: contextvars.ContextVar[bool] = contextvars.ContextVar("vf_jax_xla_defaults",
+                                                                default=False)
 INIT_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
@@ -81,33 +109,63 @@ def notebook_cache_dir(drive: str = COLAB_DRIVE) -> str | None:
     return None
 
 
-@functools.cache
-def compiler_options() -> dict | None:
-    """XLA options for our jitted functions on the default backend (None: XLA's
-    defaults). Probed once with a tiny function, so an XLA that does not know
-    an option falls back to its defaults instead of failing."""
-    if os.environ.get(XLA_DEFAULTS_ENV) or jax.default_backend() != "cpu":
+def options_for(platform: str, fast_compile: bool = True) -> dict | None:
+    """The XLA options vf_jax compiles a program with on ``platform`` (module
+    docstring; None: XLA's defaults), unprobed: for compiling ahead of time
+    for a platform this process does not run (:mod:`vf_jax.aot.compiler`).
+    ``fast_compile``: the program's own choice for a TPU, which
+    ``$VF_JAX_TPU_COMPILE`` overrides."""
+    if os.environ.get(XLA_DEFAULTS_ENV) or _DEFAULTS.get():
         return None
+    if platform == "cpu":
+        return dict(CPU_OPTIONS)
+    if platform == "tpu":
+        choice = os.environ.get(TPU_COMPILE_ENV, "auto").strip().lower()
+        if choice not in TPU_COMPILE:
+            raise UserError(f"{TPU_COMPILE_ENV} must be one of {', '.join(TPU_COMPILE)}, "
+                            f"not {choice!r}")
+        forced = TPU_COMPILE[choice]
+        return dict(TPU_OPTIONS) if (fast_compile if forced is None else forced) else None
+    return None
+
+
+@contextlib.contextmanager
+def xla_defaults():
+    """Inside, :func:`options_for` and :func:`compiler_options` give XLA's
+    defaults (the benchmarks compare both settings in one process)."""
+    token = _DEFAULTS.set(True)
     try:
-        jax.jit(lambda x: x + 1, compiler_options=CPU_OPTIONS).lower(np.float32(0)).compile()
-    except Exception:
-        return None
-    return dict(CPU_OPTIONS)
+        yield
+    finally:
+        _DEFAULTS.reset(token)
 
 
-@functools.cache
+def compiler_options(fast_compile: bool = True) -> dict | None:
+    """XLA options for our jitted functions on the default backend (None: XLA's
+    defaults): :func:`options_for`, probed once with a tiny function, so an XLA
+    that does not know an option falls back to its defaults instead of failing."""
+    options = options_for(jax.default_backend(), fast_compile)
+    return options if options and _accepted(tuple(options.items())) else None
+
+
 def init_compiler_options() -> dict | None:
     """:func:`compiler_options` plus :data:`INIT_OPTIONS` on CPU (probed the
-    same way; None: XLA's defaults)."""
+    same way; without them where XLA refuses them)."""
     options = compiler_options()
-    if options is None:
-        return None
-    try:
-        jax.jit(lambda x: x + 1, compiler_options={**options, **INIT_OPTIONS}).lower(
-            np.float32(0)).compile()
-    except Exception:
+    if options is None or jax.default_backend() != "cpu":
         return options
-    return {**options, **INIT_OPTIONS}
+    merged = {**options, **INIT_OPTIONS}
+    return merged if _accepted(tuple(merged.items())) else options
+
+
+@functools.cache
+def _accepted(options: tuple) -> bool:
+    """Whether XLA compiles a tiny function with ``dict(options)``."""
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=dict(options)).lower(np.float32(0)).compile()
+    except Exception:
+        return False
+    return True
 
 
 def jit_init(fun):
@@ -124,18 +182,20 @@ def jit_init(fun):
 
 
 class jit:
-    """``jax.jit(fun, compiler_options=compiler_options(), **kwargs)``, created on
-    first use (the backend, and with it the options, is known only then).
-    Attributes (``trace``, ``lower``, ...) are those of the jitted function."""
+    """``jax.jit(fun, compiler_options=compiler_options(fast_compile), **kwargs)``,
+    created on first use (the backend, and with it the options, is known only
+    then). Attributes (``trace``, ``lower``, ...) are those of the jitted function."""
 
-    def __init__(self, fun, **kwargs):
+    def __init__(self, fun, fast_compile: bool = True, **kwargs):
         self._fun = fun
+        self._fast_compile = fast_compile
         self._kwargs = kwargs
         functools.update_wrapper(self, fun)
 
     @functools.cached_property
     def jitted(self):
-        return jax.jit(self._fun, compiler_options=compiler_options(), **self._kwargs)
+        return jax.jit(self._fun, compiler_options=compiler_options(self._fast_compile),
+                       **self._kwargs)
 
     def __call__(self, *args, **kwargs):
         return self.jitted(*args, **kwargs)

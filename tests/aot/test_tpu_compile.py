@@ -3,6 +3,7 @@ they fit its HBM and the compiler's cost model prices them. JAX's runtime
 stays on the CPU (``conftest.py``)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -162,3 +163,35 @@ def test_a_tpu_traces_the_repeated_layers_as_loops(chip):
             lowered = jax.jit(lambda *a: program.fn(*a)).lower(*program.arguments(chip))
         return lowered.as_text().count("stablehlo.while")
     assert loops(True) - loops(False) == 4 + 5 + 5
+
+
+def test_programs_take_the_tpu_compilers_fast_mode_unless_they_opt_out(chip, monkeypatch):
+    """vf_jax's options reach the TPU compiler (an option it does not know is
+    refused), and the fast mode compiles another executable than XLA's
+    defaults (it moves other bytes); a program built without
+    ``fast_compile``, or any under ``VF_JAX_TPU_COMPILE=full``, compiles
+    exactly as under XLA's defaults. Three dilated convolutions, 4 x 2048 x 32."""
+    from vf_jax import compilation
+    x = compiler.shape_of(np.zeros((4, 2048, 32), np.float32), chip, sharded=True)
+    w = compiler.shape_of(np.zeros((3, 32, 32), np.float32), chip)
+
+    def stack(x, w):
+        for d in (1, 3, 9):
+            x = x + jnp.tanh(jax.lax.conv_general_dilated(
+                x, w, (1,), "SAME", rhs_dilation=(d,), dimension_numbers=("NWC", "WIO", "NWC")))
+        return x
+    fast = compiler.compile_program(stack, (x, w))
+    full = compiler.compile_program(stack, (x, w), fast_compile=False)
+    with compilation.xla_defaults():
+        defaults = compiler.compile_program(stack, (x, w))
+    monkeypatch.setenv(compilation.TPU_COMPILE_ENV, "full")
+    forced = compiler.compile_program(stack, (x, w))
+    monkeypatch.delenv(compilation.TPU_COMPILE_ENV)
+    assert fast.fits and full.fits
+    traffic = lambda r: (r.bytes_accessed, r.estimated_seconds)
+    assert traffic(full) == traffic(defaults) == traffic(forced)
+    assert traffic(fast) != traffic(defaults)
+    monkeypatch.setattr(compilation, "TPU_OPTIONS", {"no_such_option": 1})
+    refused = compiler.compile_program(stack, (x, w))
+    assert not refused.fits and "no_such_option" in refused.error
+

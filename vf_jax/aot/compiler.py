@@ -99,21 +99,27 @@ class Report:
         return None if s is None else s + self.unmodelled_ops
 
 
-def compile_program(fn, args, *, donate_argnums=(), family: str | None = None) -> Report:
+def compile_program(fn, args, *, donate_argnums=(), family: str | None = None,
+                    fast_compile: bool = True) -> Report:
     """Lower ``jax.jit(fn)`` for ``args`` (``ShapeDtypeStruct``s with
     shardings, :func:`shape_of`) in the forms of their devices' platform
     (:mod:`vf_jax.backends`) and compile it; a program that does not fit
     comes back with ``error`` set (the compiler's first line). ``family``
-    overrides the forms (``"default"``: those of CPU and GPU). Errors while
-    tracing are bugs, not a verdict on the chip: they are raised."""
-    from vf_jax import backends
+    overrides the forms (``"default"``: those of CPU and GPU). The XLA options
+    are those vf_jax compiles the program with on the target platform
+    (:func:`vf_jax.compilation.options_for` with ``fast_compile``, the
+    program's choice; XLA's own inside :func:`vf_jax.compilation.xla_defaults`).
+    Errors while tracing are bugs, not a verdict on the chip: they are raised."""
+    from vf_jax import backends, compilation
     start = time.perf_counter()
+    platform = platform_of(args)
     # A fresh function, so that jax.jit traces it anew in the target's forms.
     jitted = jax.jit(lambda *a: fn(*a), donate_argnums=donate_argnums)
-    with backends.force(family or backends.family_of(platform_of(args))):
+    with backends.force(family or backends.family_of(platform)):
         lowered = jitted.lower(*args)
     try:
-        compiled = lowered.compile()
+        compiled = lowered.compile(
+            compiler_options=compilation.options_for(platform, fast_compile))
     except Exception as e:    # RESOURCE_EXHAUSTED and friends
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return Report(time.perf_counter() - start, error=message[:300])

@@ -39,6 +39,8 @@ class Program:
     the restored window), so throughput can be given in audio seconds too.
     ``state``: the pytree of the arguments that are replicated (the first
     ``replicated`` arguments); the rest is the batch, split over chips.
+    ``fast_compile``: the program's choice of the TPU compiler's fast mode, as
+    its running code jits it (:func:`vf_jax.compilation.options_for`).
     """
     name: str
     fn: Callable
@@ -48,6 +50,7 @@ class Program:
     audio_seconds: float
     donate_argnums: tuple = ()
     trailing: tuple = ()       # replicated arguments after the batch (keys)
+    fast_compile: bool = True
 
     def arguments(self, mesh: jax.sharding.Mesh) -> tuple:
         size = self.batch_per_chip * mesh.devices.size
@@ -57,7 +60,8 @@ class Program:
 
     def compile(self, mesh: jax.sharding.Mesh) -> compiler.Report:
         return compiler.compile_program(self.fn, self.arguments(mesh),
-                                        donate_argnums=self.donate_argnums)
+                                        donate_argnums=self.donate_argnums,
+                                        fast_compile=self.fast_compile)
 
 
 def struct(shape, dtype=np.float32) -> jax.ShapeDtypeStruct:
@@ -123,7 +127,8 @@ def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
                    train_step.make_eval_step(config),
                    (variables["params"], variables.get("batch_stats", {})),
                    lambda n: (structs(loader.config_batch_shapes(config, n)),), batch_per_chip,
-                   crop_seconds, trailing=(key_struct(),))
+                   crop_seconds, trailing=(key_struct(),),
+                   fast_compile=train_step.eval_compiles_fast(config))
 
 
 # ------------------------------------------------------------ vocoder ---
@@ -151,7 +156,8 @@ def vocoder_train(adversarial: bool = True, batch_per_chip: int = 24,
     return Program(name + (" bf16" if bf16 else ""),
                    vts.make_step(config, adversarial=adversarial), (state,),
                    lambda n: (structs(loader.config_batch_shapes(config, n, speech_only=True)),),
-                   batch_per_chip, config.crop_seconds, donate_argnums=(0,))
+                   batch_per_chip, config.crop_seconds, donate_argnums=(0,),
+                   fast_compile=vts.compiles_fast(adversarial))
 
 
 # -------------------------------------------------------- restoration ---

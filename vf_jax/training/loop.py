@@ -49,11 +49,15 @@ class Task:
     ``{"val/...": value}`` (``state`` replicated over the mesh; ``first`` on
     the run's first validation), or None for no validation. ``best_metric``:
     the validation metric (lower is better) whose best checkpoint is kept.
+    ``fast_compile(phase)`` (optional; ``phase`` None without phases): whether
+    that update takes the TPU compiler's fast mode under ``jax.jit``
+    (:func:`vf_jax.compilation.options_for`); by default every one does.
     """
     make_step: Callable
     validate: Callable | None = None
     best_metric: str | None = None
     phase: Callable[[int], object] | None = None
+    fast_compile: Callable[[object], bool] | None = None
 
 
 CONFIG_FILE = "config.json"
@@ -119,9 +123,10 @@ def _run(config, workdir, state, data_iter, task, mesh):
         print(f"resumed from step {int(state.step)}", file=sys.stderr)
 
     # ------------------------------------------------------ update step ---
-    def build(make):
+    def build(make, key):
+        fast = task.fast_compile(key) if task.fast_compile is not None else True
         return (parallel.pmap_step(make(parallel.AXIS)) if config.parallel == "pmap"
-                else parallel.jit_step(make(None), mesh))
+                else parallel.jit_step(make(None), mesh, fast_compile=fast))
     if config.parallel == "pmap":
         state = parallel.replicate(state)
         to_device = lambda b: {k: v.reshape(local_devices, -1, *v.shape[1:])
@@ -141,7 +146,7 @@ def _run(config, workdir, state, data_iter, task, mesh):
         key = task.phase(step) if task.phase is not None else None
         if key not in compiled:
             compiled[key] = build(task.make_step if task.phase is None
-                                  else lambda axis: task.make_step(axis, key))
+                                  else lambda axis: task.make_step(axis, key), key)
         return compiled[key]
 
     # ------------------------------------------------------------- loop ---

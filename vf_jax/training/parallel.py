@@ -32,25 +32,28 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
                          axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def jit_step(step, mesh: jax.sharding.Mesh):
+def jit_step(step, mesh: jax.sharding.Mesh, fast_compile: bool = True):
     """``step`` under ``jax.jit``: state replicated, batch sharded over
-    ``data``, the old state's buffers donated."""
+    ``data``, the old state's buffers donated; compiled with
+    :func:`vf_jax.compilation.compiler_options` (``fast_compile``: the step's
+    choice of the TPU compiler's fast mode)."""
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     return jax.jit(step, in_shardings=(replicated, sharded),
                    out_shardings=(replicated, replicated), donate_argnums=0,
-                   compiler_options=compilation.compiler_options())
+                   compiler_options=compilation.compiler_options(fast_compile))
 
 
 def jit_eval(eval_fn, mesh: jax.sharding.Mesh, replicated_args: int, sharded_args: int = 1,
-             trailing_replicated: int = 1):
+             trailing_replicated: int = 1, fast_compile: bool = True):
     """``eval_fn(*replicated, *sharded, *trailing)`` under ``jax.jit``: the
     first ``replicated_args`` arguments replicated, the next ``sharded_args``
-    sharded over ``data``, the rest replicated; outputs replicated."""
+    sharded over ``data``, the rest replicated; outputs replicated; options
+    as :func:`jit_step`'s."""
     replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
     shardings = ((replicated,) * replicated_args + (sharded,) * sharded_args
                  + (replicated,) * trailing_replicated)
     return jax.jit(eval_fn, in_shardings=shardings, out_shardings=replicated,
-                   compiler_options=compilation.compiler_options())
+                   compiler_options=compilation.compiler_options(fast_compile))
 
 
 def place_replicated(tree, mesh: jax.sharding.Mesh):

@@ -284,8 +284,18 @@ def pmap_step(config: ml_collections.ConfigDict):
     return parallel.pmap_step(make_step(config, axis_name=parallel.AXIS))
 
 
+def eval_compiles_fast(config: ml_collections.ConfigDict) -> bool:
+    """Whether the validation step takes the TPU compiler's fast mode
+    (:func:`vf_jax.compilation.options_for`): not with a ResUNet, whose
+    inference convolutions it estimated far slower (the VF-UNet's validation
+    step for a v5e chip: 135 ms against 91, compiled in 52 s against 201;
+    ``benchmarks/README.md``, "Measured choices"). The training steps take it."""
+    return config.model not in ("unet", "released")
+
+
 def jit_eval_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
                   media_examples: int = 2):
     """:func:`make_eval_step` under ``jax.jit``: variables and key replicated,
     batch sharded over ``data``, outputs replicated."""
-    return parallel.jit_eval(make_eval_step(config, media_examples), mesh, replicated_args=2)
+    return parallel.jit_eval(make_eval_step(config, media_examples), mesh, replicated_args=2,
+                             fast_compile=eval_compiles_fast(config))

@@ -153,6 +153,17 @@ def phase(config: ml_collections.ConfigDict, step: int) -> bool:
     return step >= config.discriminator_start
 
 
+def compiles_fast(adversarial: bool) -> bool:
+    """Whether an update takes the TPU compiler's fast mode
+    (:func:`vf_jax.compilation.options_for`). The generator-only step does
+    (for a v5e chip: 51 s to compile against 180, estimated 284 ms against
+    271); the GAN step does not: 170 s against 735, but estimated 1,213 ms
+    against 971, and a vocoder trains for hundreds of thousands of such steps
+    (``benchmarks/README.md``, "Measured choices";
+    ``VF_JAX_TPU_COMPILE=fast`` takes it anyway, for short runs)."""
+    return not adversarial
+
+
 def make_step(config: ml_collections.ConfigDict, axis_name: str | None = None,
               adversarial: bool = True):
     """The update ``(state, batch) -> (state, metrics)`` (module docstring):

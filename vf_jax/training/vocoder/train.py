@@ -105,6 +105,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str):
     # ------------------------------------------------------------- loop ---
     task = training_loop.Task(
         make_step=lambda axis, adversarial: vts.make_step(config, axis, adversarial),
-        phase=lambda step: vts.phase(config, step),
+        phase=lambda step: vts.phase(config, step), fast_compile=vts.compiles_fast,
         validate=validate if eval_every else None, best_metric=BEST_METRIC)
     return training_loop.run(config, workdir, state, data, task, mesh)
