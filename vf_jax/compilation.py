@@ -21,10 +21,9 @@
     132 s instead of 542 s and is estimated faster (185 ms against 200); a
     folder's rows programs in about 30 s instead of 110-130 s, estimated 38 %
     slower (3-5 % slower per audio second than before the coarse ladder). The
-    programs whose estimate it made more than 10 % worse (the VF-UNet's
-    validation step, the vocoder's GAN step) are built without it
-    (``benchmarks/README.md``, "Measured choices", has every program both
-    ways). ``$VF_JAX_TPU_COMPILE``: ``fast`` or ``full`` for every program
+    one program whose estimate it made more than 10 % worse, the vocoder's GAN
+    step, is built without it (``benchmarks/README.md``, "Measured choices",
+    has every program both ways). ``$VF_JAX_TPU_COMPILE``: ``fast`` or ``full`` for every program
     (``full`` pays for a folder larger than some 30 hours of audio, whose
     compute outweighs the compile); ``auto`` (the default) per program.
   GPUs keep XLA's defaults until one measures otherwise.

@@ -165,6 +165,29 @@ def test_a_tpu_traces_the_repeated_layers_as_loops(chip):
     assert loops(True) - loops(False) == 4 + 5 + 5
 
 
+def test_the_analysis_validation_step_stays_unrolled_on_a_tpu(chip):
+    """The VF-UNet's validation step keeps its ResUNet unrolled in the TPU's
+    forms, as the training step does (its estimate was lower so): told to
+    loop or not, its lowered program has the same ``while`` loops (the
+    degradations'), while the same network alone loops its repeated blocks
+    on a TPU. Lowered only."""
+    from vf_jax import backends
+    from vf_jax.models import registry
+    program = programs.analysis_eval("unet", 2, 1.0)
+    net = registry.analysis_module("unet")
+    variables = compiler.shape_of(registry.analysis_template("unet"), chip)
+    mel = compiler.shape_of(np.zeros((2, 128, 128), np.float32), chip, sharded=True)
+
+    def loops(fn, args, looped):
+        with backends.force("tpu"), backends.force_loops(looped):
+            lowered = jax.jit(lambda *a: fn(*a)).lower(*args)
+        return lowered.as_text().count("stablehlo.while")
+    network = lambda v, m: net.apply(v, m)
+    assert loops(network, (variables, mel), True) > loops(network, (variables, mel), False)
+    step = program.arguments(chip)
+    assert loops(program.fn, step, True) == loops(program.fn, step, False)
+
+
 def test_programs_take_the_tpu_compilers_fast_mode_unless_they_opt_out(chip, monkeypatch):
     """vf_jax's options reach the TPU compiler (an option it does not know is
     refused), and the fast mode compiles another executable than XLA's

@@ -127,8 +127,7 @@ def analysis_eval(model: str = "unet", batch_per_chip: int = 24,
                    train_step.make_eval_step(config),
                    (variables["params"], variables.get("batch_stats", {})),
                    lambda n: (structs(loader.config_batch_shapes(config, n)),), batch_per_chip,
-                   crop_seconds, trailing=(key_struct(),),
-                   fast_compile=train_step.eval_compiles_fast(config))
+                   crop_seconds, trailing=(key_struct(),))
 
 
 # ------------------------------------------------------------ vocoder ---

@@ -251,8 +251,13 @@ def make_eval_step(config: ml_collections.ConfigDict, media_examples: int = 2):
         keys = jax.random.split(key, batch["speech"].shape[0])
         degraded, target, mel_in, mel_clean, valid = degrade_and_analyse(
             batch, keys, config.degradation)
-        restored = model.apply({"params": params, "batch_stats": batch_stats}, mel_in,
-                               train_bn=False, deterministic=True, valid=None)
+        # Unrolled, as in training: on a TPU the looped ResUNet with its
+        # convolutions as products was estimated slower here (v5e: 115 ms
+        # with its loops priced once, against 85 ms unrolled in the
+        # compiler's fast mode; benchmarks/README.md, "Measured choices").
+        with backends.force_loops(False):
+            restored = model.apply({"params": params, "batch_stats": batch_stats}, mel_in,
+                                   train_bn=False, deterministic=True, valid=None)
         log_in, log_clean = mel_lib.to_log(mel_in), mel_lib.to_log(mel_clean)
         l1, count = mel_loss_sum(restored, mel_clean, valid, config.loss)
         l1_in, _ = mel_loss_sum(log_in, mel_clean, valid, config.loss)
@@ -284,18 +289,8 @@ def pmap_step(config: ml_collections.ConfigDict):
     return parallel.pmap_step(make_step(config, axis_name=parallel.AXIS))
 
 
-def eval_compiles_fast(config: ml_collections.ConfigDict) -> bool:
-    """Whether the validation step takes the TPU compiler's fast mode
-    (:func:`vf_jax.compilation.options_for`): not with a ResUNet, whose
-    inference convolutions it estimated far slower (the VF-UNet's validation
-    step for a v5e chip: 135 ms against 91, compiled in 52 s against 201;
-    ``benchmarks/README.md``, "Measured choices"). The training steps take it."""
-    return config.model not in ("unet", "released")
-
-
 def jit_eval_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
                   media_examples: int = 2):
     """:func:`make_eval_step` under ``jax.jit``: variables and key replicated,
     batch sharded over ``data``, outputs replicated."""
-    return parallel.jit_eval(make_eval_step(config, media_examples), mesh, replicated_args=2,
-                             fast_compile=eval_compiles_fast(config))
+    return parallel.jit_eval(make_eval_step(config, media_examples), mesh, replicated_args=2)
