@@ -26,6 +26,8 @@ def test_a_tpu_program_takes_the_fast_mode_by_its_own_choice_or_the_variable(mon
     monkeypatch.setenv(compilation.TPU_COMPILE_ENV, "quick")
     with pytest.raises(UserError, match="VF_JAX_TPU_COMPILE must be one of auto, fast, full"):
         compilation.options_for("tpu")
+    with pytest.raises(UserError, match="VF_JAX_TPU_COMPILE"):     # a typo shows anywhere
+        compilation.compiler_options()
 
 
 def test_xla_defaults_everywhere_when_asked(monkeypatch):

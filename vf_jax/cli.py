@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 
+from vf_jax import compilation
 from vf_jax.errors import run_guarded
 
 PROG = "python -m vf_jax"
@@ -45,4 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     quiet_libraries()
     args = build_parser().parse_args(argv)
-    return run_guarded(f"{PROG} {args.command}", lambda: args.func(args))
+
+    def job() -> int:
+        compilation.tpu_compile_setting()      # a bad setting stops before any output
+        return args.func(args)
+    return run_guarded(f"{PROG} {args.command}", job)

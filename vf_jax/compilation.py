@@ -114,18 +114,25 @@ def options_for(platform: str, fast_compile: bool = True) -> dict | None:
     for a platform this process does not run (:mod:`vf_jax.aot.compiler`).
     ``fast_compile``: the program's own choice for a TPU, which
     ``$VF_JAX_TPU_COMPILE`` overrides."""
+    forced = tpu_compile_setting()     # refused on every platform, not only where it acts
     if os.environ.get(XLA_DEFAULTS_ENV) or _DEFAULTS.get():
         return None
     if platform == "cpu":
         return dict(CPU_OPTIONS)
     if platform == "tpu":
-        choice = os.environ.get(TPU_COMPILE_ENV, "auto").strip().lower()
-        if choice not in TPU_COMPILE:
-            raise UserError(f"{TPU_COMPILE_ENV} must be one of {', '.join(TPU_COMPILE)}, "
-                            f"not {choice!r}")
-        forced = TPU_COMPILE[choice]
         return dict(TPU_OPTIONS) if (fast_compile if forced is None else forced) else None
     return None
+
+
+def tpu_compile_setting() -> bool | None:
+    """``$VF_JAX_TPU_COMPILE``: True (``fast``), False (``full``) or None
+    (``auto``, unset); :class:`UserError` for anything else. The commands
+    check it before they start, so a typo stops them before any output."""
+    choice = os.environ.get(TPU_COMPILE_ENV, "auto").strip().lower()
+    if choice not in TPU_COMPILE:
+        raise UserError(f"{TPU_COMPILE_ENV} must be one of {', '.join(TPU_COMPILE)}, "
+                        f"not {choice!r}")
+    return TPU_COMPILE[choice]
 
 
 @contextlib.contextmanager
@@ -181,20 +188,18 @@ def jit_init(fun):
 
 
 class jit:
-    """``jax.jit(fun, compiler_options=compiler_options(fast_compile), **kwargs)``,
-    created on first use (the backend, and with it the options, is known only
-    then). Attributes (``trace``, ``lower``, ...) are those of the jitted function."""
+    """``jax.jit(fun, compiler_options=compiler_options(), **kwargs)``, created on
+    first use (the backend, and with it the options, is known only then).
+    Attributes (``trace``, ``lower``, ...) are those of the jitted function."""
 
-    def __init__(self, fun, fast_compile: bool = True, **kwargs):
+    def __init__(self, fun, **kwargs):
         self._fun = fun
-        self._fast_compile = fast_compile
         self._kwargs = kwargs
         functools.update_wrapper(self, fun)
 
     @functools.cached_property
     def jitted(self):
-        return jax.jit(self._fun, compiler_options=compiler_options(self._fast_compile),
-                       **self._kwargs)
+        return jax.jit(self._fun, compiler_options=compiler_options(), **self._kwargs)
 
     def __call__(self, *args, **kwargs):
         return self.jitted(*args, **kwargs)

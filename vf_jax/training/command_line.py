@@ -42,7 +42,8 @@ def command_line(program: str, train, argv=None, aliases: dict | None = None) ->
     def job() -> int:
         # Compiled steps kept on disk: a resumed run (after preemption) starts
         # without compiling again.
-        from vf_jax.compilation import enable_compilation_cache
+        from vf_jax.compilation import enable_compilation_cache, tpu_compile_setting
+        tpu_compile_setting()      # a bad setting stops before the run folder is touched
         enable_compilation_cache()
         train(config, workdir)
         return 0
