@@ -18,10 +18,11 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 # subprocesses the tests start (they inherit the variable): a program that
 # several tests, runs or processes compile is compiled once. It never touches
 # the user's own cache.
+import tempfile  # noqa: E402
+
 if not os.environ.get("VF_JAX_COMPILATION_CACHE"):
     import atexit
     import shutil
-    import tempfile
     _cache = tempfile.mkdtemp(prefix="vf_jax_test_cache_")
     os.environ["VF_JAX_COMPILATION_CACHE"] = _cache
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
@@ -32,6 +33,15 @@ if not os.environ.get("VF_JAX_COMPILATION_CACHE"):
 # unless told that several processes (the xdist workers) may load it.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+
+# Nothing is downloaded from the internet: without weights the commands stop
+# with the command that fetches them (tests/restoration/test_download.py turns
+# this off against its own loopback server). The weights' default folder is
+# the session's own, empty one, never the user's.
+os.environ["VF_JAX_OFFLINE"] = "1"
+if not os.environ.get("VF_JAX_WEIGHTS"):
+    os.environ["VF_JAX_WEIGHTS"] = os.path.join(tempfile.mkdtemp(prefix="vf_jax_test_home_"),
+                                                "weights")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

@@ -149,3 +149,12 @@ def gan_step_on_devices(config, init) -> dict:
     result["pmap"] = (jax.device_get(jax.tree_util.tree_map(lambda x: x[0], state)),
                       metrics(m, lambda x: x[0]))
     return result
+
+
+def assert_same_tree(a, b):
+    """Two pytrees of arrays: the same structure and bit-identical leaves."""
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -106,9 +106,10 @@ def test_every_module_imports_on_its_own():
 def test_the_public_api_is_the_library_s_own_objects():
     import vf_jax
     from vf_jax.data import clip
-    from vf_jax.restoration import restorer, windows
+    from vf_jax.restoration import download, restorer, windows
     assert vf_jax.Restorer is restorer.Restorer and vf_jax.load_clip is clip.load_clip
     assert vf_jax.Restoration is windows.Restoration
+    assert vf_jax.download_weights is download.download_weights
     assert all(hasattr(vf_jax, name) for name in vf_jax.__all__)
 
 

@@ -6,6 +6,10 @@ The public API, importable from here::
     from vf_jax import Restorer
     restored = Restorer.from_folder().restore(audio, sample_rate=16000)
 
+``Restorer.from_folder()`` fetches VoiceFixer's published weights on first
+use; ``download_weights(to=None, mirror=None, ...)`` does only that (as
+``python -m vf_jax weights download``).
+
 Subpackages, lowest first (a module imports only from its own layer or those
 below; ``tests/test_layout.py`` checks it): ``errors``, ``backends``,
 ``compilation``, ``aot``; ``audio``; ``models``; ``data``; ``restoration``;
@@ -18,6 +22,7 @@ _API = {
     "Restorer": "vf_jax.restoration.restorer",
     "Restoration": "vf_jax.restoration.windows",
     "UserError": "vf_jax.errors",
+    "download_weights": "vf_jax.restoration.download",
     "load_clip": "vf_jax.data.clip",
 }
 __all__ = sorted(_API)

@@ -35,6 +35,7 @@ def test_demo_without_weights_says_so_and_writes_files(tmp_path, capsys):
                  "--train-seconds", "0"]) == 0
     err = capsys.readouterr().err
     assert "No converted weights" in err and "does not restore" in err
+    assert "python -m vf_jax weights download" in err
     assert sorted(os.listdir(out)) == ["clean.wav", "degraded.wav", "metrics.md",
                                        "spectrograms.png"]
     clean, sr = sf.read(out / "clean.wav")

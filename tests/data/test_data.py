@@ -245,3 +245,11 @@ def test_background_workers_are_deterministic(data_dir):
     for a, b in zip(*runs):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_dataset_downloads_check_tls_unless_asked_with_a_warning(capsys):
+    from vf_jax.data import prepare
+    assert prepare.download_config().verify_ssl is True
+    assert capsys.readouterr().err == ""
+    assert prepare.download_config(verify_tls=False).verify_ssl is False
+    assert "not checked" in capsys.readouterr().err

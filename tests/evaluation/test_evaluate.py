@@ -64,11 +64,12 @@ def test_report_pairs_notes_and_subset_statistics(tree, capsys):
                                                                 "denoise/f2")]
     assert pesq[0] > pesq[1] > pesq[2]
     # The silent reference is undefined, not a crash; it does not enter the means.
-    assert report["summary"]["."]["pesq_wb"]["n"] == 0
+    assert report["summary"]["ref"]["pesq_wb"]["n"] == 0      # the top: named after --ref
     md = (out / "summary.md").read_text()
     assert "## denoise (3 files)" in md and "## Unreadable" in md and "## Unpaired" in md
     assert not [f for f in os.listdir(out) if "partial" in f]
-    for name in ("figure_denoise.png", "figure_sr.png", "figure_top.png"):
+    assert "gain" not in report and "_input" not in "".join(rows[0])   # no inputs given
+    for name in ("figure_denoise.png", "figure_sr.png", "figure_ref.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -132,3 +133,37 @@ def test_gsr_testset_by_name(tmp_path, small_weights_dir):
     report = json.load(open(out / "summary.json"))
     assert sorted(report["summary"]) == ["all", "all_gsr", "declip_0.25"]
     assert not report["unpaired"]["reference_only"] and not report["unreadable"]
+
+
+def test_degraded_inputs_are_scored_beside_the_estimates_with_the_gain(tmp_path, capsys):
+    """A flat folder: its subset is named after the folder; the degraded
+    inputs' scores sit beside the estimates', and the gain is their
+    difference, per file pair where both are defined."""
+    ref, est, noisy = tmp_path / "clean", tmp_path / "est", tmp_path / "noisy"
+    for d in (ref, est, noisy):
+        d.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(3):
+        x = speech_like(1.0, seed=i)
+        sf.write(ref / f"u{i}.wav", x, SR)
+        sf.write(noisy / f"u{i}.wav", x + 0.1 * rng.standard_normal(len(x)), SR)
+        sf.write(est / f"u{i}.wav", x + 0.01 * rng.standard_normal(len(x)), SR)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--ref", str(ref), "--est", str(est), "--input", str(noisy),
+                 "--out", str(out), "--no-dnsmos", "--workers", "1", "--quiet"]) == 0
+    report = json.load(open(out / "summary.json"))
+    assert sorted(report["summary"]) == ["all", "clean"]
+    rows = list(csv.DictReader(open(out / "per_file.csv")))
+    for metric in ("si_sdr", "lsd"):
+        est_mean = np.mean([float(r[metric]) for r in rows])
+        in_mean = np.mean([float(r[f"{metric}_input"]) for r in rows])
+        got = report["gain"]["clean"][metric]
+        assert got["estimate"] == pytest.approx(est_mean, rel=1e-9)
+        assert got["input"] == pytest.approx(in_mean, rel=1e-9)
+        assert got["gain"] == pytest.approx(est_mean - in_mean, rel=1e-9) and got["n"] == 3
+    # Less noise than the input: a positive SI-SDR gain, a negative LSD one.
+    assert report["gain"]["clean"]["si_sdr"]["gain"] > 10
+    assert report["gain"]["clean"]["lsd"]["gain"] < 0
+    md = (out / "summary.md").read_text()
+    assert "## clean (3 files)" in md and "degraded input" in md and "| gain |" in md
+    assert (out / "figure_clean.png").exists() and not (out / "figure_top.png").exists()

@@ -3,22 +3,14 @@
 import json
 import os
 
-import jax
 import numpy as np
 import pytest
 import torch
 
+from tests.helpers import assert_same_tree
 from vf_jax.cli import main
 from vf_jax.errors import UserError
 from vf_jax.restoration import convert, weights
-
-
-def assert_same_tree(a, b):
-    la, ta = jax.tree_util.tree_flatten(a)
-    lb, tb = jax.tree_util.tree_flatten(b)
-    assert ta == tb
-    for x, y in zip(la, lb):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """``python -m vf_jax convert``: the published PyTorch checkpoints into a
-weights folder (:mod:`vf_jax.restoration.convert`; needs PyTorch)."""
+weights folder (:mod:`vf_jax.restoration.convert`; no PyTorch needed)."""
 
 from __future__ import annotations
 

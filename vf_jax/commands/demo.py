@@ -151,9 +151,10 @@ def run(out_dir: str, weights_dir: str | None = None, seed: int = 0,
         audio_io.write_audio(os.path.join(out_dir, "restored.wav"), restored, SAMPLE_RATE)
         signals["restored"] = restored
     else:
-        how = ("For VoiceFixer's restoration, download vf.ckpt (Zenodo record 5600188) and\n"
-               "model.ckpt-1490000_trimed.pt (record 5469951), then: python -m vf_jax convert\n"
-               f"--analysis vf.ckpt --vocoder model.ckpt-1490000_trimed.pt --out {weights_dir}")
+        # The demo stays offline: it names the command, it does not download.
+        to = "" if weights_dir == weights_lib.default_weights_dir() else f" --to {weights_dir}"
+        how = ("For VoiceFixer's restoration, fetch its published weights once (0.5 GB,\n"
+               f"verified and converted): python -m vf_jax weights download{to}")
         if train_steps or train_seconds > 0:
             budget = f"{train_steps} steps" if train_steps else f"{train_seconds:g} s"
             say(f"No converted weights at {weights_dir}. Instead, this demo trains a tiny\n"

@@ -21,7 +21,9 @@ def add_arguments(p) -> None:
                         "unless --est is given")
     p.add_argument("--est", default=None, help="folder of estimates (same relative paths)")
     p.add_argument("--input", default=None,
-                   help="instead of --est: degraded files to restore first (into OUT/restored)")
+                   help="the degraded files (same relative paths): restored first (into "
+                        "OUT/restored) unless --est is given; either way scored too, beside "
+                        "the estimates, with the gain")
     p.add_argument("--pairs", default=None,
                    help="instead of --ref: the TFDS data folder of your pairs (python -m "
                         "vf_jax.data build paired): their held-out pairs, restored with --weights")
@@ -34,6 +36,8 @@ def add_arguments(p) -> None:
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--offline", action="store_true",
+                   help="never download the published weights (also VF_JAX_OFFLINE=1)")
 
 
 def main(args) -> int:
@@ -50,28 +54,29 @@ def main(args) -> int:
             raise UserError(f"{flag} gives the references and inputs; drop --ref/--input")
         args.ref, dataset_inputs = evaluate.export_pairs(folder, os.path.join(args.out, kind),
                                                          kind)
-        if args.est is None:
-            args.input = dataset_inputs
+        args.input = dataset_inputs      # restored, or with --est scored as the inputs
     if args.ref is None:
         raise UserError("give --ref (references), --testset (a built GSR test set) or --pairs "
                         "(built pairs)")
-    if (args.est is None) == (args.input is None):
+    if args.est is None and args.input is None:
         raise UserError("give either --est (estimates to score) or --input (degraded files "
                         "to restore first, with --weights)")
     restorers = named_weights(args.weights)
-    if args.est is not None:
-        if len(restorers) > 1:
-            raise UserError("several --weights restore --input; with --est give none")
-        evaluate.run(args.ref, args.est, args.out, workers=args.workers,
-                     with_dnsmos=not args.no_dnsmos, overwrite=args.overwrite,
-                     quiet=args.quiet)
-        return 0
-    if not os.path.isdir(args.input):
+    if args.input is not None and not os.path.isdir(args.input):
         raise UserError(f"--input {args.input} is not a folder")
     from vf_jax.audio.io import find_audio_files
-    from vf_jax.restoration import files
-    inputs = {os.path.splitext(r)[0]: os.path.join(args.input, r)
-              for r in find_audio_files(args.input)}
+    inputs = ({os.path.splitext(r)[0]: os.path.join(args.input, r)
+               for r in find_audio_files(args.input)} if args.input is not None else None)
+    if args.est is not None:
+        if args.weights:
+            raise UserError("--weights restores --input; with --est give none")
+        evaluate.run(args.ref, args.est, args.out, workers=args.workers,
+                     with_dnsmos=not args.no_dnsmos, overwrite=args.overwrite,
+                     quiet=args.quiet, inputs=inputs)
+        return 0
+    from vf_jax.restoration import download, files
+    restorers = [(name, download.ensure_weights(folder, args.offline, args.quiet))
+                 for name, folder in restorers]
     status, summaries = 0, {}
     for name, weights in restorers:
         # One restorer: OUT/restored and the report in OUT; several (side by

@@ -53,6 +53,9 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="dropout seed for mode 2")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--offline", action="store_true",
+                   help="never download: without --weights and with no weights in the default "
+                        "folder, stop with the command that fetches them (also VF_JAX_OFFLINE=1)")
     p.add_argument("--plan", action="store_true",
                    help="for a folder: the programs restoring it will compile (row shapes), "
                         "the files, audio and padding of each, and on a TPU the recorded "
@@ -64,7 +67,7 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from vf_jax.restoration import files
+    from vf_jax.restoration import download, files
     from vf_jax.restoration.finish import check_finish
     if args.plan:
         return show_plan(args)
@@ -75,11 +78,13 @@ def main(args) -> int:
     check_finish(args.strength, args.loudness)
     ext = "." + args.format
     if os.path.isdir(args.input):
-        return restore_corpus(args, files.plan(args.input, args.output, args.overwrite, ext,
-                                               check_existing=False))
+        pairs = files.plan(args.input, args.output, args.overwrite, ext, check_existing=False)
+        args.weights = download.ensure_weights(args.weights, args.offline, args.quiet)
+        return restore_corpus(args, pairs)
     if args.shard or args.distributed:
         raise UserError("--shard and --distributed share a folder of inputs; the input is a file")
     pairs = files.plan(args.input, args.output, args.overwrite, ext)
+    args.weights = download.ensure_weights(args.weights, args.offline, args.quiet)
     return restore_files(pairs, args.weights, mode=args.mode, seed=args.seed,
                          precision=args.precision, subtype=args.subtype, quiet=args.quiet,
                          output=args.output, strength=args.strength, loudness=args.loudness,
@@ -150,6 +155,7 @@ def restore_files(pairs, weights, *, mode: int, seed: int, precision: str, subty
     def job(pair, advance):
         src, dst = pair
         audio, sr = audio_io.read_audio(src)
+        advance.read(audio.shape[0] / sr)     # the header may have guessed (compressed files)
         # Windows report the 44.1 kHz samples they newly cover.
         restored = restorer.restore(audio, sr, mode=mode, seed=seed,
                                     progress=lambda n: advance(round(n / SAMPLE_RATE, 2)),
@@ -157,7 +163,7 @@ def restore_files(pairs, weights, *, mode: int, seed: int, precision: str, subty
         audio_io.write_audio(dst, restored, SAMPLE_RATE, subtype)
 
     return files.run(pairs, job, desc="restoring", quiet=quiet,
-                     audio_seconds=sum(durations), failed_prefix=f"{PROG} restore: ",
+                     audio_seconds=durations, failed_prefix=f"{PROG} restore: ",
                      summary=lambda done, total: f"restored {done} of {total} file(s) -> {output}")
 
 

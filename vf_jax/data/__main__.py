@@ -47,6 +47,9 @@ def main(argv=None) -> int:
                    help="paired: accept pairs recorded at different rates (both resampled "
                         "to 44.1 kHz) instead of skipping them")
     b.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset")
+    b.add_argument("--no-verify-tls", action="store_true",
+                   help="do not check TLS certificates of downloads (a network that "
+                        "intercepts TLS); warns")
     b.add_argument("--quiet", action="store_true")
     e = sub.add_parser("example-pairs",
                        help="a small paired set from the shipped clip (telephone line)")
@@ -92,7 +95,8 @@ def _build(args) -> int:
     log = build.build(args.kind, args.data_dir, args.src, simulate=args.simulate,
                       seed=args.seed, validation_fraction=fraction,
                       overwrite=args.overwrite, quiet=args.quiet,
-                      src_data_dir=args.src_data_dir, src_rate=args.src_rate, pairs=pairs)
+                      src_data_dir=args.src_data_dir, src_rate=args.src_rate, pairs=pairs,
+                      verify_tls=not args.no_verify_tls)
     counts = ", ".join(f"{n} {s}" for s, n in log["examples"].items())
     extra = []
     if log.get("skipped"):

@@ -35,14 +35,17 @@ def _progress(items, desc: str, quiet: bool):
 def build(kind: str, data_dir: str, src: str | None = None, *, simulate: int = 0,
           seed: int = 0, validation_fraction: float = 0.05, overwrite: bool = False,
           quiet: bool = False, src_data_dir: str | None = None,
-          src_rate: int | None = None, pairs: dict | None = None) -> dict:
+          src_rate: int | None = None, pairs: dict | None = None,
+          verify_tls: bool = True) -> dict:
     """Build dataset ``kind`` into ``data_dir``; returns the build log.
 
     ``src``: a folder, or for speech ``tfds:NAME[:SPLIT]``, a prepared TFDS
     dataset such as the catalogue's ``vctk`` (in ``src_data_dir``; rate
     ``src_rate`` if the dataset does not record it). ``paired`` takes
     ``pairs`` instead: the arguments of :func:`stage_pairs` but ``staging_dir``
-    (``degraded``, ``clean`` folders, ``split_by``...).
+    (``degraded``, ``clean`` folders, ``split_by``...). ``verify_tls``: TFDS
+    checks the certificates of what it downloads; False skips that, with a
+    warning (a network that intercepts TLS), never by default.
     """
     if kind not in builders.BUILDERS:
         raise UserError(f"unknown dataset {kind!r}; one of {sorted(builders.BUILDERS)}")
@@ -97,7 +100,7 @@ def build(kind: str, data_dir: str, src: str | None = None, *, simulate: int = 0
     if quiet:
         tfds.disable_progress_bar()
     builders.BUILDERS[kind](data_dir=data_dir, splits=splits).download_and_prepare(
-        download_config=_download_config())
+        download_config=download_config(verify_tls))
     shutil.rmtree(staging_dir, ignore_errors=True)
     for leftover in (os.path.join(data_dir, ".staging"), os.path.join(data_dir, "downloads")):
         _remove_empty_tree(leftover)
@@ -136,9 +139,14 @@ def _remove_empty_tree(path: str) -> None:
     shutil.rmtree(path)
 
 
-def _download_config():
+def download_config(verify_tls: bool = True):
+    """TFDS's download settings: certificates checked unless ``verify_tls``
+    is False, which warns on stderr."""
     import tensorflow_datasets as tfds
-    return tfds.download.DownloadConfig(verify_ssl=False, try_download_gcs=False)
+    if not verify_tls:
+        print("warning: TLS certificates are not checked for this build's downloads "
+              "(--no-verify-tls)", file=sys.stderr)
+    return tfds.download.DownloadConfig(verify_ssl=verify_tls, try_download_gcs=False)
 
 
 def _splits(kind: str, staged: dict, validation_fraction: float, log: dict):

@@ -6,7 +6,11 @@ Files pair by relative path without the extension (``a/b.flac`` with
 averaged, noted); an estimate at another sample rate is resampled to the
 reference's (noted); different lengths are cut to the shorter (noted). Every
 metric of :mod:`vf_jax.evaluation.metrics` is computed per file in worker processes. A
-subset is the first folder of the relative path (``.`` for files at the top).
+subset is the first folder of the relative path; files at the top form the
+subset named after the reference folder. With the degraded inputs (``--input``)
+every metric is computed for them too, against the same references: the report
+shows the input's scores beside the estimate's and the gain (the estimate's
+mean minus the input's, over the files where both are defined).
 
 Writes into ``--out``: ``per_file.csv``, ``summary.md`` (per subset the mean
 and a 95 % confidence interval, Student's t, of each metric over the files
@@ -128,15 +132,46 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def _markdown(summary: dict, rows: list[dict], only_ref, only_est) -> str:
+def gains(rows: list[dict], input_rows: list[dict]) -> dict:
+    """``{subset: {metric: {"estimate", "input", "gain", "n"}}}``: the means
+    over the files where the metric is defined for both the estimate and its
+    degraded input, and their difference (estimate - input)."""
+    inputs = {r["file"]: r for r in input_rows if "error" not in r}
+    good = [r for r in rows if "error" not in r and r["file"] in inputs]
+    names = [k for k in (good[0] if good else {}) if k not in ("file", "subset", "notes")]
+    out = {}
+    for subset in sorted({r["subset"] for r in good} | ({"all"} if good else set())):
+        chosen = good if subset == "all" else [r for r in good if r["subset"] == subset]
+        out[subset] = {}
+        for name in names:
+            pairs = np.array([(r[name], inputs[r["file"]].get(name, np.nan)) for r in chosen],
+                             np.float64).reshape(-1, 2)
+            pairs = pairs[np.all(np.isfinite(pairs), axis=1)]
+            est, inp = (pairs.mean(axis=0) if len(pairs) else (np.nan, np.nan))
+            out[subset][name] = {"estimate": float(est), "input": float(inp),
+                                 "gain": float(est - inp), "n": int(len(pairs))}
+    return out
+
+
+def _markdown(summary: dict, rows: list[dict], only_ref, only_est,
+              gain: dict | None = None) -> str:
     lines = ["# Evaluation", ""]
     for subset, table in summary.items():
         count = len([r for r in rows if "error" not in r and (subset == "all" or
                                                               r["subset"] == subset)])
-        lines += [f"## {subset} ({count} files)", "", "| metric | mean | ±95 % CI | n |",
-                  "| --- | ---: | ---: | ---: |"]
-        for name, v in table.items():
-            lines.append(f"| {name} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |")
+        lines += [f"## {subset} ({count} files)", ""]
+        if gain is None:
+            lines += ["| metric | mean | ±95 % CI | n |", "| --- | ---: | ---: | ---: |"]
+            for name, v in table.items():
+                lines.append(f"| {name} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} |")
+        else:
+            lines += ["| metric | estimate | ±95 % CI | n | degraded input | gain | n (both) |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for name, v in table.items():
+                g = gain.get(subset, {}).get(name, {"input": math.nan, "gain": math.nan,
+                                                    "n": 0})
+                lines.append(f"| {name} | {v['mean']:.4f} | {v['ci95']:.4f} | {v['n']} | "
+                             f"{g['input']:.4f} | {g['gain']:+.4f} | {g['n']} |")
         lines.append("")
     noted = [r for r in rows if r.get("notes")]
     if noted:
@@ -245,8 +280,10 @@ def write_whole(path: str, text: str) -> None:
 def run(ref_dir: str, est_dir: str, out_dir: str, workers: int = 0, with_dnsmos: bool = True,
         overwrite: bool = False, quiet: bool = False, inputs: dict | None = None) -> dict:
     """Evaluate and write the report; returns the summary. ``inputs``: file key
-    -> degraded input path, shown in the figures."""
+    -> degraded input path, scored too (the gain) and shown in the figures."""
     pairs, only_ref, only_est = pair_files(ref_dir, est_dir)
+    inputs = inputs or {}
+    input_pairs = [(key, ref, inputs[key]) for key, ref, _ in pairs if key in inputs]
     if not pairs:
         raise UserError(f"no files of {est_dir} pair with files of {ref_dir} "
                         "(pairing is by relative path without the extension)")
@@ -258,51 +295,67 @@ def run(ref_dir: str, est_dir: str, out_dir: str, workers: int = 0, with_dnsmos:
     except OSError as e:
         raise UserError(f"cannot create {out_dir}: {e.strerror}") from None
     workers = workers or min(4, os.cpu_count() or 1)
-    rows = []
+    jobs = [(True, p) for p in pairs] + [(False, p) for p in input_pairs]
+    rows, input_rows = [], []
     bar = None
     if not quiet:
         from tqdm import tqdm
-        bar = tqdm(total=len(pairs), unit="file", desc="evaluating", file=sys.stderr)
+        bar = tqdm(total=len(jobs), unit="file", desc="evaluating", file=sys.stderr)
     if workers == 1:
-        for key, ref, est in pairs:
-            rows.append(evaluate_pair(key, ref, est, with_dnsmos))
+        for is_estimate, (key, ref, est) in jobs:
+            (rows if is_estimate else input_rows).append(evaluate_pair(key, ref, est,
+                                                                       with_dnsmos))
             if bar is not None:
                 bar.update(1)
     else:
         import multiprocessing
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(evaluate_pair, key, ref, est, with_dnsmos)
-                       for key, ref, est in pairs]
+            futures = {pool.submit(evaluate_pair, key, ref, est, with_dnsmos): is_estimate
+                       for is_estimate, (key, ref, est) in jobs}
             for future in as_completed(futures):
-                rows.append(future.result())
+                (rows if futures[future] else input_rows).append(future.result())
                 if bar is not None:
                     bar.update(1)
     if bar is not None:
         bar.close()
+    top = os.path.basename(os.path.normpath(os.path.abspath(ref_dir))) or "top"
+    for row in rows + input_rows:        # files at the top: the folder's name
+        if row["subset"] == ".":
+            row["subset"] = top
     rows.sort(key=lambda r: r["file"])
     summary = summarise(rows)
+    gain = gains(rows, input_rows) if input_pairs else None
 
-    columns = ["file", "subset"] + [k for k in next((r for r in rows if "error" not in r), {})
-                                    if k not in ("file", "subset", "notes")] + ["notes", "error"]
+    metric_names = [k for k in next((r for r in rows if "error" not in r), {})
+                    if k not in ("file", "subset", "notes")]
+    by_input = {r["file"]: r for r in input_rows if "error" not in r}
+    columns = (["file", "subset"] + metric_names
+               + ([f"{m}_input" for m in metric_names] if input_pairs else [])
+               + ["notes", "error"])
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**r, **{f"{m}_input": by_input[r["file"]][m] for m in metric_names
+                              if r["file"] in by_input and m in by_input[r["file"]]}}
+                     for r in rows)
     report = {"summary": summary, "unpaired": {"reference_only": only_ref,
                                                "estimate_only": only_est},
+              **({"gain": gain,
+                  "input_unreadable": {r["file"]: r["error"] for r in input_rows
+                                       if "error" in r}} if input_pairs else {}),
               "unreadable": {r["file"]: r["error"] for r in rows if "error" in r},
               "notes": {r["file"]: r["notes"] for r in rows if r.get("notes")}}
     write_whole(os.path.join(out_dir, "per_file.csv"), buffer.getvalue())
     write_whole(os.path.join(out_dir, "summary.json"),
                  json.dumps(report, indent=2, allow_nan=True) + "\n")
-    markdown = _markdown(summary, rows, only_ref, only_est)
+    markdown = _markdown(summary, rows, only_ref, only_est, gain)
     write_whole(os.path.join(out_dir, "summary.md"), markdown)
     paths = {key: (ref, est) for key, ref, est in pairs}
     for subset in sorted({r["subset"] for r in rows if "error" not in r}):
-        name = "top" if subset == "." else subset
-        subset_figure(os.path.join(out_dir, f"figure_{name}.png"), subset, rows, paths,
-                      inputs=inputs)
+        subset_figure(os.path.join(out_dir, f"figure_{subset}.png"), subset, rows, paths,
+                      inputs=inputs or None)
     if not quiet:
         print(markdown, file=sys.stderr)
-        print(f"wrote {', '.join(REPORT_FILES)} and figure_*.png to {os.path.abspath(out_dir)}", file=sys.stderr)
+        print(f"wrote {', '.join(REPORT_FILES)} and figure_*.png to {os.path.abspath(out_dir)}",
+              file=sys.stderr)
     return summary

@@ -11,8 +11,8 @@ Inputs (``docs/voicefixer.md``: "Two systems, one name", "Vocoder", "Inference o
 - ``vocoder.model.*`` keys inside ``vf.ckpt`` take precedence over the vocoder
   file, as in the original loader.
 
-Files are read with ``torch.load(weights_only=True)``: a checkpoint never runs
-code. PyTorch is imported only here, only when converting.
+Files are read without PyTorch by a restricted unpickler
+(:mod:`vf_jax.restoration.torch_checkpoint`): a checkpoint never runs code.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ import os
 import re
 from typing import Callable
 
+import ml_dtypes
 import numpy as np
 
 from vf_jax.errors import UserError
+from vf_jax.restoration.torch_checkpoint import read_checkpoint
 from vf_jax.restoration.weights import tree_shapes
 
 Transform = Callable[[np.ndarray], np.ndarray]
@@ -33,27 +35,18 @@ Transform = Callable[[np.ndarray], np.ndarray]
 
 
 def load_torch_state(path: str) -> dict[str, np.ndarray]:
-    """Tensors of a PyTorch checkpoint as float32 numpy arrays, flattened to
-    dotted keys (nested dicts such as Lightning's ``state_dict`` or the
-    vocoder's ``generator`` are joined with dots)."""
-    if not os.path.isfile(path):
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise UserError("converting PyTorch checkpoints needs PyTorch: "
-                        "pip install -r requirements-torch.txt") from e
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:   # truncated, foreign, or asks to run code
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read {path} as a PyTorch checkpoint: {first}") from None
+    """Tensors of a PyTorch checkpoint as numpy arrays (floating point ones
+    as float32), flattened to dotted keys (nested dicts such as Lightning's
+    ``state_dict`` or the vocoder's ``generator`` are joined with dots). Read
+    by :func:`vf_jax.restoration.torch_checkpoint.read_checkpoint`: no
+    PyTorch, and no code of the file runs."""
+    obj = read_checkpoint(path)
     flat: dict[str, np.ndarray] = {}
 
     def walk(prefix, value):
-        if isinstance(value, torch.Tensor):
-            flat[prefix] = value.detach().to(torch.float32).numpy() \
-                if value.is_floating_point() else value.numpy()
+        if isinstance(value, np.ndarray):
+            floating = np.issubdtype(value.dtype, np.floating) or value.dtype == ml_dtypes.bfloat16
+            flat[prefix] = value.astype(np.float32) if floating else value
         elif isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)

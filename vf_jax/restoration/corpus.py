@@ -252,8 +252,8 @@ def run(pairs: list, in_dir: str, out_dir: str, make_restorer, *, settings: dict
             record(src, dst, "failed", seconds, time.perf_counter() - began, str(error))
             counts["failed"] += 1
             say(f"failed: {error}", file=sys.stderr)
-        if bar is not None:
-            bar.update(round(seconds, 2))
+        if bar is not None:       # never past the total the headers gave
+            bar.update(max(0.0, min(seconds, bar.total - bar.n)))
 
     index_of = {src: i for i, (src, _) in enumerate(job.todo)}
     writers = ThreadPoolExecutor(2, thread_name_prefix="vf_jax-write")

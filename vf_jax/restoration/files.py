@@ -73,40 +73,87 @@ def audio_info(path: str) -> tuple[float, int, int, int]:
 def audio_progress(total_seconds: float, desc: str):
     """A progress bar over seconds of audio, with the throughput and time left."""
     from tqdm import tqdm
-    return tqdm(total=round(total_seconds, 1), unit="s", desc=desc, file=sys.stderr,
+    return tqdm(total=total_seconds, unit="s", desc=desc, file=sys.stderr,
                 dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s audio "
                                                "[{elapsed}<{remaining}, {rate_fmt}]")
 
 
+class AudioProgress:
+    """Seconds of audio done, file by file, on a bar (none when ``quiet``)
+    whose total starts as the headers' durations (``expected``, per file) and
+    is corrected to what is really done: a file's length once it is read
+    (:meth:`read`), nothing for a file that fails. It never passes its total,
+    and a file that ends counts exactly its length, whatever its parts
+    reported (rounding, resampling)."""
+
+    def __init__(self, expected, desc: str, quiet: bool = False, count_files: bool = False):
+        """``count_files``: the bar counts files (each ``expected`` is 1)."""
+        from tqdm import tqdm
+        self.expected = [max(0.0, float(s)) for s in expected]
+        self.bar = (None if quiet else
+                    tqdm(total=len(self.expected), unit="file", desc=desc, file=sys.stderr)
+                    if count_files else audio_progress(sum(self.expected), desc))
+        self.file, self.base, self.length = -1, 0.0, 0.0
+
+    def start(self, index: int) -> None:
+        self.file, self.length = index, self.expected[index]
+        self.base = self.bar.n if self.bar is not None else 0.0
+
+    def read(self, seconds: float) -> None:
+        """The current file turned out ``seconds`` long."""
+        if self.bar is not None:
+            self.bar.total = max(self.bar.n, self.bar.total + seconds - self.length)
+        self.length = seconds
+
+    def __call__(self, seconds: float) -> None:
+        """``seconds`` more of the current file done."""
+        if self.bar is not None:
+            room = self.base + self.length - self.bar.n
+            self.bar.update(max(0.0, min(seconds, room)))
+
+    def end(self, done: bool) -> None:
+        """The current file finished (``done``) or failed."""
+        if self.bar is None:
+            return
+        if done:
+            self.bar.n = self.base + self.length
+        else:     # its seconds will never be done: out of the total
+            self.bar.total = max(self.base, self.bar.total - self.length)
+            self.bar.n = self.base
+        self.bar.refresh()
+
+    def write(self, text: str) -> None:
+        (self.bar.write if self.bar is not None else print)(text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run(jobs: Sequence, job: Callable, *, desc: str, quiet: bool, summary: Callable,
-        failed_prefix: str = "", audio_seconds: float | None = None) -> int:
+        failed_prefix: str = "", audio_seconds: Sequence[float] | None = None) -> int:
     """``job(item, advance)`` for each of ``jobs``; returns the exit status
     (1 if any failed). The progress bar counts files, or, with
-    ``audio_seconds`` (the total), seconds of audio that ``job`` reports
-    through ``advance(seconds)``. Failures (:class:`UserError`) are printed
+    ``audio_seconds`` (each job's duration from its header), seconds of audio
+    that ``job`` reports through ``advance`` (an :class:`AudioProgress`:
+    ``advance(seconds)``, ``advance.read(seconds)``). Failures (:class:`UserError`) are printed
     as ``skipped: ...`` and counted; with a single job, its error is raised.
     At the end ``summary(done, total)`` is printed (unless ``quiet``), then
     the number of failures."""
-    bar = None
-    if not quiet:
-        from tqdm import tqdm
-        if audio_seconds is None:
-            bar = tqdm(total=len(jobs), unit="file", desc=desc, file=sys.stderr)
-        else:
-            bar = audio_progress(audio_seconds, desc)
-    advance = (lambda seconds: None) if bar is None else (lambda seconds: bar.update(seconds))
+    progress = (AudioProgress([1.0] * len(jobs), desc, quiet, count_files=True)
+                if audio_seconds is None else AudioProgress(audio_seconds, desc, quiet))
     failures = []
-    for item in jobs:
+    for index, item in enumerate(jobs):
+        progress.start(index)
         try:
-            job(item, advance)
+            job(item, progress)
+            progress.end(done=True)
         except UserError as e:
+            progress.end(done=False)
             failures.append(str(e))
             if len(jobs) > 1:
-                (bar.write if bar is not None else print)(f"skipped: {e}", file=sys.stderr)
-        if bar is not None and audio_seconds is None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+                progress.write(f"skipped: {e}")
+    progress.close()
     if len(jobs) == 1 and failures:
         raise UserError(failures[0])
     if not quiet:

@@ -25,7 +25,7 @@ from vf_jax.audio.io import SAMPLE_RATE
 from vf_jax.compilation import enable_compilation_cache
 from vf_jax.errors import UserError
 from vf_jax.models.vocoder import trim_center
-from vf_jax.restoration import networks
+from vf_jax.restoration import download, networks
 from vf_jax.restoration import weights as weights_lib
 from vf_jax.restoration.batched import BatchedRestoration, read_items
 from vf_jax.restoration.buckets import FRONT_END, HOP, frame_bucket, ladder_name
@@ -114,13 +114,16 @@ class Restorer:
 
     @classmethod
     def from_folder(cls, path: str | None = None, prepare: tuple[tuple[int, int], ...] = (),
-                    prepare_mode: int = 0, **kwargs) -> "Restorer":
-        """Load a weights folder (default: :func:`vf_jax.restoration.weights.default_weights_dir`).
+                    prepare_mode: int = 0, offline: bool = False, **kwargs) -> "Restorer":
+        """Load a weights folder (default: :func:`vf_jax.restoration.weights.default_weights_dir`,
+        where VoiceFixer's published weights are downloaded and converted on
+        first use unless ``offline`` or ``$VF_JAX_OFFLINE``:
+        :func:`vf_jax.restoration.download.ensure_weights`).
 
         ``prepare``: ``(samples at 44.1 kHz, channels)`` of inputs to compile
         for, in ``prepare_mode``, while the arrays are read (see :meth:`prepare`).
         """
-        path = os.path.expanduser(path or weights_lib.default_weights_dir())
+        path = os.path.expanduser(download.ensure_weights(path, offline))
         if not prepare:
             return cls(*weights_lib.load(path), **kwargs)
         meta = weights_lib.load_meta(path)

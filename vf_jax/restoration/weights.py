@@ -130,8 +130,8 @@ def is_weights_dir(path: str) -> bool:
 def load_meta(path: str) -> dict:
     meta_path = os.path.join(path, META_FILE)
     if not os.path.isdir(path):
-        raise UserError(f"weights folder not found: {path} (convert the published "
-                        "weights with `python -m vf_jax convert`, see README)")
+        raise UserError(f"weights folder not found: {path} (VoiceFixer's published "
+                        "weights: `python -m vf_jax weights download`, see README)")
     try:
         with open(meta_path) as f:
             meta = json.load(f)
