@@ -34,14 +34,15 @@ class Zenodo(http.server.ThreadingHTTPServer):
     client maps onto this host), ``/api/records/<id>/files/<key>/content``
     serves it, with range requests. Faults: ``cut`` (bytes sent before the
     connection drops, once per file), ``wrong_md5``, ``missing``, ``stall``
-    (no answer), ``stall_after`` (bytes sent before the answer stops)."""
+    (no answer), ``stall_after`` (bytes sent before the answer stops),
+    ``oversize`` (the metadata lists fewer bytes than the file has)."""
     daemon_threads = True
 
     def __init__(self, files):
         super().__init__(("127.0.0.1", 0), Handler)
         self.files = files               # record -> {name: bytes}
         self.cut, self.wrong_md5, self.missing, self.stall = {}, set(), set(), set()
-        self.stall_after = {}
+        self.stall_after, self.oversize = {}, set()
         self.ranges = []                 # the Range headers asked for
 
     def handle_error(self, request, client_address):
@@ -61,7 +62,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         parts = self.path.strip("/").split("/")
         if len(parts) == 3 and parts[:2] == ["api", "records"] and int(parts[2]) in server.files:
             record = int(parts[2])
-            entries = [{"key": name, "size": len(data),
+            entries = [{"key": name, "size": len(data) - 10 * (name in server.oversize),
                         "checksum": "md5:" + (("0" * 32) if name in server.wrong_md5
                                               else hashlib.md5(data).hexdigest()),
                         "links": {"self": f"https://zenodo.org/api/records/{record}/files/"
@@ -215,19 +216,19 @@ def test_an_interrupted_download_resumes_in_the_next_run(oracle, converted, path
         assert_same_tree(weights.load(str(paths.target))[0], converted[0])
 
 
-@pytest.mark.parametrize("fault", ["wrong_md5", "missing", "stall"])
+@pytest.mark.parametrize("fault", ["wrong_md5", "missing", "stall", "oversize"])
 def test_a_failed_download_leaves_no_weights_folder(oracle, paths, capsys, fault):
     with serving(oracle) as server:
         getattr(server, fault).add("vf.ckpt")
         assert run(server, paths, timeout=1 if fault == "stall" else 10) == 1
     line = one_error_line(capsys)
     expected = {"wrong_md5": "checksum mismatch", "missing": "HTTP 404",
-                "stall": "no answer in time"}[fault]
+                "stall": "no answer in time", "oversize": "sent more than"}[fault]
     assert expected in line and "vf.ckpt" in line
     beside, cache = leftovers(paths)
     assert beside == [] and not paths.target.exists()
     assert "vf.ckpt" not in cache                        # never an unverified finished file
-    if fault == "wrong_md5":
+    if fault in ("wrong_md5", "oversize"):
         assert "vf.ckpt.part" not in cache                # a bad download is deleted
 
 

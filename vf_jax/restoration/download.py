@@ -199,6 +199,11 @@ def fetch(remote: RemoteFile, folder: str, quiet: bool = False,
             try:
                 have = _fetch_from(remote, part, have, timeout, bar)
                 error = None
+                if have > remote.size:
+                    _remove(part)
+                    raise UserError(f"{remote.name}: the server sent more than the "
+                                    f"{remote.size} bytes its record lists; the download "
+                                    "was deleted")
             except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
                 if isinstance(e, urllib.error.HTTPError):
                     raise _network_error(f"cannot download {remote.name}", remote.url,
