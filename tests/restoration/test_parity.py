@@ -105,7 +105,8 @@ def test_end_to_end_mode2_matches_original_without_dropout(oracle, restorer):
     assert np.median(np.abs(restored.log_mel[0] - ref_log_mel)) <= 1e-4
     assert np.max(np.abs(restored.log_mel[0] - ref_log_mel)) <= 1e-3
     with torch.no_grad():
-        wav = original._model.vocoder(torch.tensor(np.asarray(mel_lib.from_log(ref_log_mel)))[None, None])
+        mel = torch.tensor(np.asarray(mel_lib.from_log(ref_log_mel)))
+        wav = original._model.vocoder(mel[None, None])
     ref, _ = original._trim_center(wav, x[None])
     assert rel_err(restored.audio[:, 0], ref[0, 0].numpy()) <= 1e-3
     # Mode 2 differs from mode 0, and leaves the stored statistics alone.

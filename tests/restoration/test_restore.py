@@ -266,8 +266,9 @@ def test_missing_or_broken_weights_and_unwritable_output(tmp_path, small_weights
 def test_real_process_prints_no_traceback(tmp_path, small_weights_dir):
     src = tmp_path / "bad.wav"
     src.write_text("nonsense")
-    proc = subprocess.run([sys.executable, "-m", "vf_jax", "restore", "--weights", small_weights_dir,
-                           "-i", str(src), "-o", str(tmp_path / "o.wav"), "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "vf_jax", "restore", "--weights",
+                           small_weights_dir, "-i", str(src), "-o", str(tmp_path / "o.wav"),
+                           "--quiet"],
                           capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 1

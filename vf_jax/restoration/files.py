@@ -93,10 +93,10 @@ class AudioProgress:
         self.bar = (None if quiet else
                     tqdm(total=len(self.expected), unit="file", desc=desc, file=sys.stderr)
                     if count_files else audio_progress(sum(self.expected), desc))
-        self.file, self.base, self.length = -1, 0.0, 0.0
+        self.base, self.length = 0.0, 0.0
 
     def start(self, index: int) -> None:
-        self.file, self.length = index, self.expected[index]
+        self.length = self.expected[index]
         self.base = self.bar.n if self.bar is not None else 0.0
 
     def read(self, seconds: float) -> None:
@@ -136,10 +136,10 @@ def run(jobs: Sequence, job: Callable, *, desc: str, quiet: bool, summary: Calla
     (1 if any failed). The progress bar counts files, or, with
     ``audio_seconds`` (each job's duration from its header), seconds of audio
     that ``job`` reports through ``advance`` (an :class:`AudioProgress`:
-    ``advance(seconds)``, ``advance.read(seconds)``). Failures (:class:`UserError`) are printed
-    as ``skipped: ...`` and counted; with a single job, its error is raised.
-    At the end ``summary(done, total)`` is printed (unless ``quiet``), then
-    the number of failures."""
+    ``advance(seconds)``, ``advance.read(seconds)``). Failures
+    (:class:`UserError`) are printed as ``skipped: ...`` and counted; with a
+    single job, its error is raised. At the end ``summary(done, total)`` is
+    printed (unless ``quiet``), then the number of failures."""
     progress = (AudioProgress([1.0] * len(jobs), desc, quiet, count_files=True)
                 if audio_seconds is None else AudioProgress(audio_seconds, desc, quiet))
     failures = []
