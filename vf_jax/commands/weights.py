@@ -25,9 +25,8 @@ def add_arguments(p) -> None:
     d.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for the server before a try fails (default 30)")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
-    c = sub.add_parser("clear-cache", help="delete the download cache "
-                       "($VF_JAX_DOWNLOADS or ~/.cache/vf_jax/downloads)")
-    c.set_defaults(action="clear-cache")
+    sub.add_parser("clear-cache", help="delete the download cache "
+                   "($VF_JAX_DOWNLOADS or ~/.cache/vf_jax/downloads)")
 
 
 def main(args) -> int:

@@ -30,7 +30,6 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -257,17 +256,6 @@ def _remove(path: str) -> None:
         pass
 
 
-def _check_writable(target: str) -> None:
-    parent = os.path.dirname(os.path.abspath(target))
-    try:
-        os.makedirs(parent, exist_ok=True)
-        probe = tempfile.mkdtemp(prefix=".vf_jax-probe-", dir=parent)
-        os.rmdir(probe)
-    except OSError as e:
-        raise UserError(f"cannot write the weights folder into {parent}: "
-                        f"{e.strerror or e}") from None
-
-
 def published_folder(path: str) -> bool:
     """Whether ``path`` is a complete weights folder converted from the
     published files (its record and variables read back)."""
@@ -296,16 +284,9 @@ def download_weights(to: str | None = None, mirror: str | None = None,
     published weights is kept unless ``overwrite``. ``announce(text)``
     hears what is fetched, with sizes."""
     to = os.path.abspath(os.path.expanduser(to or weights_lib.default_weights_dir()))
-    if os.path.exists(to) and not overwrite:
-        if published_folder(to):
-            return to, False
-        if not (os.path.isdir(to) and not os.listdir(to)):
-            raise UserError(f"{to} exists and is not the published weights "
-                            "(use --overwrite to replace it)")
-    if os.path.exists(to) and overwrite and not weights_lib.is_weights_dir(to) \
-            and not (os.path.isdir(to) and not os.listdir(to)):
-        raise UserError(f"{to} is not a weights folder; refusing to replace it")
-    _check_writable(to)
+    if not overwrite and published_folder(to):
+        return to, False
+    weights_lib.check_target(to, overwrite)      # before fetching half a gigabyte
     if from_files:
         paths = list(from_files)
     else:

@@ -200,7 +200,8 @@ def _read_zip(path: str):
                 raw = archive.read(f"{prefix}data/{key}")
                 dtype = kind.dtype.newbyteorder("<" if order == "little" else ">")
                 data = np.frombuffer(raw, dtype, count=len(raw) // dtype.itemsize)
-                storages[key] = Storage(kind.dtype, int(numel), data.astype(kind.dtype))
+                storages[key] = Storage(kind.dtype, int(numel),
+                                        data.astype(kind.dtype, copy=False))
             return storages[key]
 
         with archive.open(pickles[0]) as f:
@@ -240,7 +241,7 @@ def _read_legacy(path: str):
             raw = f.read(numel * dtype.itemsize)
             if len(raw) != numel * dtype.itemsize:
                 raise UserError(f"cannot read {path} as a PyTorch checkpoint: truncated")
-            root.data = np.frombuffer(raw, dtype).astype(root.dtype)
+            root.data = np.frombuffer(raw, dtype).astype(root.dtype, copy=False)
         return obj
 
 

@@ -67,9 +67,11 @@ def analysis_width(meta: dict | None) -> float:
     return float((meta or {}).get("analysis", {}).get("width", 1.0))
 
 
-def save(out_dir: str, variables: dict, meta: dict, overwrite: bool = False) -> None:
-    """Write a weights folder atomically: built beside ``out_dir``, then renamed."""
-    import orbax.checkpoint as ocp
+def check_target(out_dir: str, overwrite: bool = False) -> str:
+    """Whether :func:`save` may write ``out_dir``: absent, empty, or (with
+    ``overwrite``) a weights folder, in a folder it can write into; a
+    one-line :class:`UserError` if not (callers that fetch or compute first
+    ask before). Returns the parent folder, created."""
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not (os.path.isdir(out_dir) and not os.listdir(out_dir)):
         if not overwrite:
@@ -79,10 +81,25 @@ def save(out_dir: str, variables: dict, meta: dict, overwrite: bool = False) -> 
     parent = os.path.dirname(out_dir)
     try:
         os.makedirs(parent, exist_ok=True)
+        if not os.access(parent, os.W_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise UserError(f"cannot write the weights folder into {parent}: "
+                        f"{e.strerror or e}") from None
+    return parent
+
+
+def save(out_dir: str, variables: dict, meta: dict, overwrite: bool = False) -> None:
+    """Write a weights folder atomically: built beside ``out_dir``, then renamed."""
+    import orbax.checkpoint as ocp
+    out_dir = os.path.abspath(out_dir)
+    parent = check_target(out_dir, overwrite)
+    try:
         staging = tempfile.mkdtemp(prefix=".vf_jax-partial-", dir=parent)
         os.chmod(staging, 0o755)
     except OSError as e:
-        raise UserError(f"cannot write to {parent}: {e.strerror}") from None
+        raise UserError(f"cannot write the weights folder into {parent}: "
+                        f"{e.strerror or e}") from None
     try:
         ckptr = ocp.StandardCheckpointer()
         tree = jax.tree_util.tree_map(np.asarray, variables)
