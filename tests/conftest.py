@@ -94,6 +94,35 @@ def small_weights_dir(tmp_path_factory):
     return write_small_weights(str(tmp_path_factory.mktemp("weights") / "small"))
 
 
+
+@pytest.fixture(scope="session")
+def speech_files(tmp_path_factory):
+    """Real speech (the shipped clip, cut and resampled) as the restoration
+    page gets it (tests/serving/):
+    ``{"short": 2.5 s mono 16 kHz WAV, "stereo": 3 s stereo 44.1 kHz FLAC,
+    "corrupt": bytes that are not audio, "nan": a float WAV with NaNs,
+    "empty": a WAV without samples}``."""
+    import numpy as np
+    import soundfile as sf
+
+    from vf_jax.audio.io import resample
+    from vf_jax.data.clip import load_clip
+    folder = tmp_path_factory.mktemp("uploads")
+    clip = load_clip()
+    short = resample(clip[:int(2.5 * 44100), None], 44100, 16000)
+    sf.write(folder / "short.wav", short, 16000, subtype="PCM_16")
+    stereo = np.stack([clip[44100:4 * 44100], 0.5 * clip[2 * 44100:5 * 44100]], axis=1)
+    sf.write(folder / "stereo.flac", stereo, 44100)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVE" + b"not audio" * 40)
+    bad = clip[:44100].copy()
+    bad[100:200] = np.nan
+    sf.write(folder / "nan.wav", bad, 44100, subtype="FLOAT")
+    sf.write(folder / "empty.wav", np.zeros((0, 1)), 44100)
+    return {name: str(folder / f) for name, f in (
+        ("short", "short.wav"), ("stereo", "stereo.flac"), ("corrupt", "corrupt.wav"),
+        ("nan", "nan.wav"), ("empty", "empty.wav"))}
+
+
 # The slowest modules first (measured with --durations): with
 # ``--dist loadfile --no-loadscope-reorder`` the workers take whole modules in
 # this order, the longest first, so that none is left with a long module at
@@ -103,6 +132,7 @@ SLOWEST_FIRST = ("aot/test_tpu_compile.py", "training/test_vocoder_training.py",
                  "training/test_train_step.py", "training/test_train_loop.py",
                  "colab/test_notebook.py", "models/test_vocoder_parts.py",
                  "restoration/test_corpus.py", "restoration/test_restore.py",
+                 "serving/test_server.py", "serving/test_browser.py",
                  "commands/test_demo_and_metrics.py", "audio/test_degradations.py",
                  "data/test_data.py", "models/test_models.py", "evaluation/test_evaluate.py")
 

@@ -25,7 +25,8 @@ LAYERS = [
     ("vf_jax.evaluation",),
     ("vf_jax.training",),
     ("configs",),
-    ("vf_jax.commands", "vf_jax.cli", "vf_jax.aot", "vf_jax.testing", "vf_jax.__main__"),
+    ("vf_jax.serving", "vf_jax.commands", "vf_jax.cli", "vf_jax.aot", "vf_jax.testing",
+     "vf_jax.__main__"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m vf_jax {restore,weights,convert,export,degrade,demo,evaluate} ...``.
+"""Command line: ``python -m vf_jax {restore,serve,weights,convert,export,degrade,demo,evaluate} ...``.
 
 Each command is a module of :mod:`vf_jax.commands` with its own ``HELP``,
 ``add_arguments(parser)`` and ``main(args) -> exit status``; this module
@@ -17,7 +17,7 @@ from vf_jax import compilation
 from vf_jax.errors import run_guarded
 
 PROG = "python -m vf_jax"
-COMMANDS = ("restore", "weights", "convert", "export", "degrade", "demo", "evaluate")
+COMMANDS = ("restore", "serve", "weights", "convert", "export", "degrade", "demo", "evaluate")
 
 
 def quiet_libraries() -> None:

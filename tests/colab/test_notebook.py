@@ -42,6 +42,9 @@ def test_restore_notebook_executes(oracle, tmp_path, monkeypatch):
     _, work, outputs = execute("restore.ipynb", tmp_path, monkeypatch)
     assert (work / "restored.wav").exists() and (work / "before_after.png").exists()
     assert any("restored:" in o.get("text", "") for o in outputs)
+    # Outside Colab the page's cell says how to open it and starts no server.
+    assert any("the page, from a terminal: python -m vf_jax serve --weights" in o.get("text", "")
+               for o in outputs)
 
 
 def test_train_notebook_executes_on_two_cpu_devices(tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ import numpy as np
 
 from vf_jax.audio import io as audio_io
 from vf_jax.audio.io import SAMPLE_RATE
+from vf_jax.audio.spectrogram_figure import plot_spectrograms
 from vf_jax.data.clip import load_clip
 from vf_jax.errors import UserError
 from vf_jax.evaluation import metrics
@@ -78,28 +79,6 @@ def degrade_preview(clean: np.ndarray, seed: int = 0) -> np.ndarray:
     degrade = jax.jit(lambda p, x, n, r: degradations.apply_gsr(p, x, n, r, config))
     degraded, _ = degrade(params, jnp.asarray(clean, jnp.float32), noise, rir)
     return np.asarray(degraded, np.float32)
-
-
-def plot_spectrograms(signals: dict[str, np.ndarray], path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from vf_jax.audio import mel as mel_lib
-    fe = mel_lib.FRONT_ENDS[SAMPLE_RATE]
-    fig, axes = plt.subplots(len(signals), 1, figsize=(10, 2.6 * len(signals)),
-                             sharex=True, squeeze=False)
-    for ax, (name, x) in zip(axes[:, 0], signals.items()):
-        mel, _ = mel_lib.mel_spectrogram(np.asarray(x, np.float32), fe)
-        im = ax.imshow(np.asarray(mel_lib.to_log(mel)).T, origin="lower", aspect="auto",
-                       vmin=-5, vmax=2, cmap="magma",
-                       extent=(0, len(x) / SAMPLE_RATE, 0, fe.n_mels))
-        ax.set_title(name)
-        ax.set_ylabel("mel band")
-    axes[-1, 0].set_xlabel("time (s)")
-    fig.colorbar(im, ax=axes[:, 0].tolist(), label="log10 mel magnitude")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def restore_with_tiny_model(degraded: np.ndarray, train_seconds: float, seed: int = 0,
