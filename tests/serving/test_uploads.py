@@ -5,6 +5,7 @@ uploads deleted whatever happens."""
 import os
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -115,6 +116,26 @@ def test_several_files_come_back_as_a_zip_and_every_upload_is_deleted(
     assert not os.path.exists(workspace.root)
 
 
+def test_progress_follows_windows_up_to_the_whole_request(restorers, speech_files, tmp_path):
+    """A file cut into windows (1 s here) reports each window's new seconds;
+    the page's bar rises through the request and reaches 1."""
+    from vf_jax.restoration.restorer import Restorer
+    workspace = Workspace(60, parent=str(tmp_path))
+    windowed = Restorer(restorers.variables, restorers.meta, max_window_seconds=1.0,
+                        overlap_seconds=0.25)
+    service = Service(lambda precision: windowed, workspace, uploads.Limits())
+    seen = []
+    service.restore([staged(workspace, speech_files["short"]),
+                     staged(workspace, speech_files["stereo"])], None, uploads.Settings(),
+                    progress=lambda f, desc: seen.append((f, desc)))
+    fractions = [f for f, _ in seen]
+    assert len(windowed.windows(int(2.5 * 44100))) > 2
+    assert len(seen) > 4 and fractions == sorted(fractions) and fractions[-1] == pytest.approx(1)
+    assert fractions[len(windowed.windows(int(2.5 * 44100))) - 1] == pytest.approx(2.5 / 5.5)
+    assert seen[0][1] == "restoring short.wav" and seen[-1][1] == "restoring stereo.flac"
+    workspace.close()
+
+
 def test_the_workspace_deletes_only_inside_itself_and_sweeps_old_results(tmp_path):
     workspace = Workspace(keep_seconds=60, parent=str(tmp_path))
     outside = tmp_path / "user.wav"
@@ -130,3 +151,14 @@ def test_the_workspace_deletes_only_inside_itself_and_sweeps_old_results(tmp_pat
     assert workspace.sweep() == 1
     assert not os.path.exists(old) and os.path.exists(new)
     assert workspace.sweep(now=os.path.getmtime(new) + 61) == 1 and not os.path.exists(new)
+    # In the background, without requests: a result older than its time goes.
+    workspace.keep_seconds = 0.2
+    last = workspace.result_folder()
+    thread = workspace.sweep_every(0.1)
+    deadline = time.time() + 10
+    while os.path.exists(last) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(last)
+    workspace.close()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and not os.path.exists(workspace.root)

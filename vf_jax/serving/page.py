@@ -75,13 +75,11 @@ class Service:
                 expected.append(0.0)
         total, done, results = max(sum(expected), 1e-9), 0.0, []
         for path, seconds in zip(paths, expected):
-            def advance(s, base=done, seconds=seconds, name=uploads_lib.display_name(path)):
-                if progress is not None:
-                    progress(min(1.0, (base + min(s, seconds)) / total), f"restoring {name}")
-            result = uploads_lib.restore_upload(restorer, path, settings, out_dir, self.limits,
-                                                advance, figure=not results or
-                                                not any(r.path for r in results))
-            results.append(result)
+            advance = file_progress(progress, done, seconds, total,
+                                    uploads_lib.display_name(path))
+            results.append(uploads_lib.restore_upload(
+                restorer, path, settings, out_dir, self.limits, advance,
+                figure=not any(r.path for r in results)))      # the first restored file's
             done += seconds
         good = [r for r in results if r.path]
         if not good:
@@ -90,6 +88,19 @@ class Service:
         download = shown.path if len(paths) == 1 else uploads_lib.zip_results(
             good, uploads_lib.unique_path(out_dir, "restored.zip"))
         return Outcome(shown.path, download, shown.figure, uploads_lib.report(results))
+
+
+def file_progress(progress, base: float, seconds: float, total: float, name: str):
+    """A callback taking one file's increments of seconds restored, reporting
+    ``progress(fraction of the request, text)`` (nothing when ``progress`` is None)."""
+    covered = 0.0
+
+    def advance(increment: float) -> None:
+        nonlocal covered
+        covered += increment
+        if progress is not None:
+            progress(min(1.0, (base + min(covered, seconds)) / total), f"restoring {name}")
+    return advance
 
 
 def build_page(service: Service, keep_minutes: float):
@@ -174,6 +185,7 @@ def launch(weights: str, host: str = "127.0.0.1", port: int | None = 7860,
                         "requirements-serve.txt") from None
     try:
         service = Service(uploads_lib.Restorers(weights), workspace, limits)
+        workspace.sweep_every(60.0)
         page = build_page(service, keep_minutes)
         try:
             _, url, _ = page.launch(server_name=host, server_port=port, share=share,

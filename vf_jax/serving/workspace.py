@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 
 
@@ -29,6 +30,17 @@ class Workspace:
         os.makedirs(self.framework)
         os.makedirs(self.results)
         self.keep_seconds = keep_seconds
+        self.closed = threading.Event()
+
+    def sweep_every(self, seconds: float = 60.0) -> threading.Thread:
+        """Sweep (:meth:`sweep`) every ``seconds`` in the background until
+        :meth:`close`, so that results go on time without new requests."""
+        def loop():
+            while not self.closed.wait(seconds):
+                self.sweep()
+        thread = threading.Thread(target=loop, name="vf_jax-sweep", daemon=True)
+        thread.start()
+        return thread
 
     def result_folder(self) -> str:
         """A new, empty folder for one request's results (older ones are swept first)."""
@@ -39,7 +51,11 @@ class Workspace:
         """Remove result folders older than ``keep_seconds``; returns how many."""
         now = time.time() if now is None else now
         removed = 0
-        for name in os.listdir(self.results):
+        try:
+            names = os.listdir(self.results)
+        except OSError:             # closed
+            return 0
+        for name in names:
             path = os.path.join(self.results, name)
             try:
                 old = now - os.path.getmtime(path) > self.keep_seconds
@@ -73,4 +89,5 @@ class Workspace:
                       for d, _, names in os.walk(self.root) for f in names)
 
     def close(self) -> None:
+        self.closed.set()
         shutil.rmtree(self.root, ignore_errors=True)
