@@ -355,3 +355,41 @@ def test_first_use_downloads_unless_offline(oracle, converted, tmp_path, monkeyp
     assert "no weights in" in err and "vf.ckpt (" in err and " MB)" in err
     assert_same_tree(weights.load(str(default))[0], converted[0])
     assert (tmp_path / "out.wav").exists()
+
+
+def test_two_processes_fetching_one_file_take_turns(tmp_path, capsys, monkeypatch):
+    """While another process holds the cache's lock for a file, a fetch waits
+    (saying so) without touching the file; then it finds the first's verified
+    download, or fetches it itself."""
+    import fcntl
+    data = os.urandom(200_000)
+    server = Zenodo({7: {"x.bin": data}})
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        remote = download.record_files(7, mirror=server.url)["x.bin"]
+        fetched, fetch_from = [], download._fetch_from
+        monkeypatch.setattr(download, "_fetch_from",
+                            lambda *a: fetched.append(a[2]) or fetch_from(*a))
+        cache = tmp_path / "downloads"
+        cache.mkdir()
+        results = []
+        with open(cache / "x.bin.lock", "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            waiting = threading.Thread(
+                target=lambda: results.append(download.fetch(remote, str(cache), timeout=5)))
+            waiting.start()
+            waiting.join(timeout=1.5)
+            assert waiting.is_alive() and not (cache / "x.bin.part").exists()
+            # The holder finishes its download meanwhile.
+            (cache / "x.bin").write_bytes(data)
+            fcntl.flock(held, fcntl.LOCK_UN)
+        waiting.join(timeout=30)
+        assert results == [str(cache / "x.bin")] and not fetched     # found, not fetched
+        assert "another process is downloading x.bin" in capsys.readouterr().err
+        os.remove(cache / "x.bin")
+        assert download.fetch(remote, str(cache), quiet=True) == str(cache / "x.bin")
+        assert (cache / "x.bin").read_bytes() == data and fetched == [0]
+        assert sorted(os.listdir(cache)) == ["x.bin"]          # no lock file left
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -23,6 +23,7 @@ are read from the record at download time, not written here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import json
@@ -173,11 +174,54 @@ def _check_space(folder: str, needed: int, what: str) -> None:
                         f"{needed / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free")
 
 
+@contextlib.contextmanager
+def taking_turns(path: str, what: str, quiet: bool = False):
+    """Hold an exclusive lock on the file ``path`` while inside, waiting (and
+    saying so) while another process holds it: two processes fetching one
+    file into one cache (``restore`` and ``serve`` on first use) take turns,
+    and the second finds the first's verified file. Where the system has no
+    ``fcntl`` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    said = False
+    while True:
+        lock = open(path, "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not (quiet or said):
+                print(f"another process is downloading {what} into this cache; waiting for it",
+                      file=sys.stderr)
+                said = True
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:        # still the file at ``path``, not one its holder removed
+            if os.fstat(lock.fileno()).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        lock.close()
+    try:
+        yield
+    finally:        # removed while held, so no lock file stays behind
+        _remove(path)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
 def fetch(remote: RemoteFile, folder: str, quiet: bool = False,
           timeout: float = 30.0) -> str:
     """``remote`` into ``folder`` (kept if already there and verified);
-    returns its path. Resumes a partial download; see the module."""
+    returns its path. Resumes a partial download; one process at a time
+    (:func:`taking_turns`); see the module."""
     os.makedirs(folder, exist_ok=True)
+    with taking_turns(os.path.join(folder, remote.name + ".lock"), remote.name, quiet):
+        return _fetch(remote, folder, quiet, timeout)
+
+
+def _fetch(remote: RemoteFile, folder: str, quiet: bool, timeout: float) -> str:
     final = os.path.join(folder, remote.name)
     if os.path.isfile(final) and os.path.getsize(final) == remote.size \
             and pooch.file_hash(final, alg="md5") == remote.md5:

@@ -198,7 +198,8 @@ def launch(weights: str, host: str = "127.0.0.1", port: int | None = 7860,
         workspace.close()
         raise
     if not quiet:
-        print(f"serving the restoration page on {url} (Ctrl-C stops)", file=sys.stderr)
+        print(f"serving the restoration page on {url}" + (" (Ctrl-C stops)" if block else ""),
+              file=sys.stderr)
     if not block:
         return page, url, workspace
     try:
