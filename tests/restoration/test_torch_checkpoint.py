@@ -12,13 +12,13 @@ import zipfile
 import ml_dtypes
 import numpy as np
 import pytest
+import torch  # the reference reader (requirements-test.txt); vf_jax never imports it
 
-torch = pytest.importorskip("torch")
+from vf_jax.errors import UserError
+from vf_jax.restoration import convert, weights
+from vf_jax.restoration.torch_checkpoint import read_checkpoint
 
-from tests.helpers import assert_same_tree  # noqa: E402
-from vf_jax.errors import UserError  # noqa: E402
-from vf_jax.restoration import convert, weights  # noqa: E402
-from vf_jax.restoration.torch_checkpoint import read_checkpoint  # noqa: E402
+from helpers import assert_same_tree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
